@@ -1,0 +1,125 @@
+// Package oci loads and validates an OCI bundle's config.json and decides,
+// purely, everything the runtime will do with it: which namespaces to create
+// or join, the mount plan, devices, credentials, capabilities and rlimits.
+//
+// Nothing in this package makes a system call other than reading files it is
+// given; the runtime package carries the plan out.
+package oci
+
+import (
+	"os"
+
+	specs "github.com/opencontainers/runtime-spec/specs-go"
+)
+
+// Plan is what the runtime does to turn a validated spec into a container.
+// It is derived from the spec by NewPlan and is never modified afterwards.
+type Plan struct {
+	// Spec is the validated spec the plan was made from.
+	Spec *specs.Spec
+	// Rootfs is the absolute path of the container's root (root.path joined
+	// to the bundle when relative).
+	Rootfs string
+	// ReadonlyRootfs is root.readonly.
+	ReadonlyRootfs bool
+	// Hostname and Domainname are set in the container's new UTS namespace.
+	Hostname, Domainname string
+
+	// CloneFlags are the CLONE_NEW* flags of the namespaces the container
+	// creates (namespaces listed without a path).
+	CloneFlags uintptr
+	// Join lists the namespaces given by path, in the order they must be
+	// joined (user first when present, as the kernel requires for the others
+	// to be permitted).
+	Join []NamespaceJoin
+
+	// Mounts are the spec's mounts in order, with options parsed.
+	Mounts []Mount
+	// Devices are the device nodes to create: the spec's plus the defaults
+	// every container gets.
+	Devices []Device
+	// RootPropagation is the propagation applied to "/" in the container's
+	// mount namespace before mounting (MS_SLAVE|MS_REC unless the spec says
+	// otherwise).
+	RootPropagation uintptr
+	// MaskedPaths and ReadonlyPaths are linux.maskedPaths / readonlyPaths.
+	MaskedPaths, ReadonlyPaths []string
+	// Sysctl is linux.sysctl.
+	Sysctl map[string]string
+
+	// CgroupsPath is linux.cgroupsPath, cleaned.
+	CgroupsPath string
+	// Resources is linux.resources (may be nil).
+	Resources *specs.LinuxResources
+
+	// Process is the container's init process.
+	Process *ProcessPlan
+}
+
+// NamespaceJoin is a namespace the container joins by path.
+type NamespaceJoin struct {
+	Type specs.LinuxNamespaceType
+	Path string
+	// Flag is the CLONE_NEW* constant for Type, as setns(2) expects.
+	Flag uintptr
+}
+
+// ProcessPlan is a validated process spec: the container's init process or
+// an exec'd process.
+type ProcessPlan struct {
+	Args []string
+	Env  []string
+	// Cwd is absolute, inside the container.
+	Cwd string
+	// User is resolved against the container's /etc/passwd and /etc/group
+	// by the runtime, inside the container's root.
+	User specs.User
+	// Caps holds the five capability sets as bit masks (bit n = capability n).
+	Caps Capabilities
+	// Rlimits in spec order.
+	Rlimits         []Rlimit
+	NoNewPrivileges bool
+	// OOMScoreAdj is written to /proc/self/oom_score_adj when set.
+	OOMScoreAdj *int
+	Terminal    bool
+}
+
+// Capabilities are capability sets as bit masks.
+type Capabilities struct {
+	Bounding, Effective, Inheritable, Permitted, Ambient uint64
+}
+
+// Rlimit is one resource limit.
+type Rlimit struct {
+	// Resource is the RLIMIT_* number.
+	Resource   int
+	Soft, Hard uint64
+}
+
+// Mount is one parsed spec mount.
+type Mount struct {
+	Source, Destination, Type string
+	// Flags are the MS_* flags passed to mount(2) (without propagation flags).
+	Flags uintptr
+	// PropagationFlags are applied one by one after the mount (MS_SHARED,
+	// MS_PRIVATE, MS_SLAVE, MS_UNBINDABLE, each possibly with MS_REC).
+	PropagationFlags []uintptr
+	// Data is the filesystem-specific option string.
+	Data string
+}
+
+// IsBind reports whether the mount is a bind mount.
+func (m Mount) IsBind() bool { return m.Flags&msBind != 0 }
+
+// Device is a device node to create inside the container's /dev.
+type Device struct {
+	// Path is absolute inside the container.
+	Path string
+	// Type is 'c', 'b', 'u' or 'p'.
+	Type         rune
+	Major, Minor int64
+	FileMode     os.FileMode
+	UID, GID     uint32
+}
+
+const msBind = 0x1000 // unix.MS_BIND; kept here so the type needs no x/sys import
