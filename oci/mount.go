@@ -1,0 +1,162 @@
+package oci
+
+import (
+	"errors"
+	"fmt"
+	"path/filepath"
+	"strings"
+
+	specs "github.com/opencontainers/runtime-spec/specs-go"
+	"golang.org/x/sys/unix"
+)
+
+// mountFlag says what one mount option does to the MS_* flags of mount(2).
+type mountFlag struct {
+	// clear is true for the options that undo another ("rw" undoes "ro").
+	clear bool
+	flag  uintptr
+}
+
+// mountFlags are the options that become mount(2) flags. Options that set
+// one flag and options that clear it are both listed, so that the last one
+// given wins, as with mount(8).
+var mountFlags = map[string]mountFlag{
+	"ro":            {false, unix.MS_RDONLY},
+	"rw":            {true, unix.MS_RDONLY},
+	"nosuid":        {false, unix.MS_NOSUID},
+	"suid":          {true, unix.MS_NOSUID},
+	"nodev":         {false, unix.MS_NODEV},
+	"dev":           {true, unix.MS_NODEV},
+	"noexec":        {false, unix.MS_NOEXEC},
+	"exec":          {true, unix.MS_NOEXEC},
+	"sync":          {false, unix.MS_SYNCHRONOUS},
+	"async":         {true, unix.MS_SYNCHRONOUS},
+	"dirsync":       {false, unix.MS_DIRSYNC},
+	"remount":       {false, unix.MS_REMOUNT},
+	"mand":          {false, unix.MS_MANDLOCK},
+	"nomand":        {true, unix.MS_MANDLOCK},
+	"atime":         {true, unix.MS_NOATIME},
+	"noatime":       {false, unix.MS_NOATIME},
+	"diratime":      {true, unix.MS_NODIRATIME},
+	"nodiratime":    {false, unix.MS_NODIRATIME},
+	"relatime":      {false, unix.MS_RELATIME},
+	"norelatime":    {true, unix.MS_RELATIME},
+	"strictatime":   {false, unix.MS_STRICTATIME},
+	"nostrictatime": {true, unix.MS_STRICTATIME},
+	"nosymfollow":   {false, unix.MS_NOSYMFOLLOW},
+	"symfollow":     {true, unix.MS_NOSYMFOLLOW},
+	"bind":          {false, unix.MS_BIND},
+	"rbind":         {false, unix.MS_BIND | unix.MS_REC},
+}
+
+// propagationFlags are the options that change a mount's propagation type.
+// They are applied with separate mount(2) calls after the mount is made.
+var propagationFlags = map[string]uintptr{
+	"shared":      unix.MS_SHARED,
+	"rshared":     unix.MS_SHARED | unix.MS_REC,
+	"private":     unix.MS_PRIVATE,
+	"rprivate":    unix.MS_PRIVATE | unix.MS_REC,
+	"slave":       unix.MS_SLAVE,
+	"rslave":      unix.MS_SLAVE | unix.MS_REC,
+	"unbindable":  unix.MS_UNBINDABLE,
+	"runbindable": unix.MS_UNBINDABLE | unix.MS_REC,
+}
+
+// unsupportedOptions are options of the runtime spec that need
+// mount_setattr(2) (recursive attributes, ID-mapped mounts). They are
+// refused rather than passed to the filesystem as data, where they would
+// be silently ignored or fail with a confusing EINVAL.
+var unsupportedOptions = map[string]bool{
+	"rro": true, "rrw": true,
+	"rnosuid": true, "rsuid": true,
+	"rnodev": true, "rdev": true,
+	"rnoexec": true, "rexec": true,
+	"rnodiratime": true, "rdiratime": true,
+	"rrelatime": true, "rnorelatime": true,
+	"rnoatime": true, "ratime": true,
+	"rstrictatime": true, "rnostrictatime": true,
+	"rnosymfollow": true, "rsymfollow": true,
+	"idmap": true, "ridmap": true,
+}
+
+// ParseMount translates a spec mount into the flags, propagation changes
+// and data that mount(2) takes. It makes no system call.
+//
+// A mount of type "bind", or with a "bind" or "rbind" option, is a bind
+// mount (MS_BIND, plus MS_REC for rbind). Options that are neither flags nor
+// propagation types are joined with commas into Data, in order.
+//
+// Errors are *FieldError (errdefs.ErrInvalidArgument) naming the field
+// relative to the mount ("destination", "options[2]"); Mounts prefixes them
+// with "mounts[i].".
+func ParseMount(m specs.Mount) (Mount, error) {
+	// The runtime spec: "destination ... This value MUST be an absolute path."
+	if !filepath.IsAbs(m.Destination) {
+		return Mount{}, fieldErrorf("destination", "%q is not an absolute path", m.Destination)
+	}
+	if strings.ContainsRune(m.Destination, 0) {
+		return Mount{}, fieldErrorf("destination", "contains a NUL byte")
+	}
+	if strings.ContainsRune(m.Source, 0) {
+		return Mount{}, fieldErrorf("source", "contains a NUL byte")
+	}
+	if len(m.UIDMappings) > 0 || len(m.GIDMappings) > 0 {
+		return Mount{}, fieldErrorf("uidMappings", "ID-mapped mounts are not supported yet")
+	}
+	out := Mount{
+		Source:      m.Source,
+		Destination: filepath.Clean(m.Destination),
+		Type:        m.Type,
+	}
+	if m.Type == "bind" {
+		out.Flags |= unix.MS_BIND
+	}
+	var data []string
+	for i, o := range m.Options {
+		if f, ok := mountFlags[o]; ok {
+			if f.clear {
+				out.Flags &^= f.flag
+			} else {
+				out.Flags |= f.flag
+			}
+			continue
+		}
+		if p, ok := propagationFlags[o]; ok {
+			out.PropagationFlags = append(out.PropagationFlags, p)
+			continue
+		}
+		if unsupportedOptions[o] {
+			return Mount{}, fieldErrorf(fmt.Sprintf("options[%d]", i), "%q is not supported yet", o)
+		}
+		if strings.ContainsRune(o, 0) {
+			return Mount{}, fieldErrorf(fmt.Sprintf("options[%d]", i), "contains a NUL byte")
+		}
+		data = append(data, o)
+	}
+	out.Data = strings.Join(data, ",")
+	return out, nil
+}
+
+// Mounts parses every mount of s, in spec order. Errors name the offending
+// mount: "mounts[3].destination: ...".
+func Mounts(s *specs.Spec) ([]Mount, error) {
+	out := make([]Mount, 0, len(s.Mounts))
+	for i, m := range s.Mounts {
+		pm, err := ParseMount(m)
+		if err != nil {
+			return nil, prefixField(fmt.Sprintf("mounts[%d]", i), err)
+		}
+		out = append(out, pm)
+	}
+	return out, nil
+}
+
+// prefixField returns err with its field prefixed by parent when err is a
+// *FieldError, and err wrapped with parent otherwise.
+func prefixField(parent string, err error) error {
+	var fe *FieldError
+	if errors.As(err, &fe) {
+		return &FieldError{Field: parent + "." + fe.Field, Reason: fe.Reason}
+	}
+	return fmt.Errorf("%s: %w", parent, err)
+}
