@@ -1,0 +1,127 @@
+package oci
+
+import (
+	"reflect"
+	"testing"
+
+	specs "github.com/opencontainers/runtime-spec/specs-go"
+	"golang.org/x/sys/unix"
+)
+
+// TestPlanNamespacesCreateVsJoin checks which namespaces are created and
+// which are joined, and the joining order (user first, then spec order).
+func TestPlanNamespacesCreateVsJoin(t *testing.T) {
+	tests := []struct {
+		name      string
+		list      []specs.LinuxNamespace
+		wantFlags uintptr
+		wantJoin  []NamespaceJoin
+	}{
+		{name: "none"},
+		{
+			name: "all created",
+			list: []specs.LinuxNamespace{
+				{Type: "pid"}, {Type: "network"}, {Type: "mount"}, {Type: "ipc"},
+				{Type: "uts"}, {Type: "user"}, {Type: "cgroup"}, {Type: "time"},
+			},
+			wantFlags: unix.CLONE_NEWPID | unix.CLONE_NEWNET | unix.CLONE_NEWNS | unix.CLONE_NEWIPC |
+				unix.CLONE_NEWUTS | unix.CLONE_NEWUSER | unix.CLONE_NEWCGROUP | unix.CLONE_NEWTIME,
+		},
+		{
+			name: "pod container: user joined last in spec, first in order",
+			list: []specs.LinuxNamespace{
+				{Type: "pid"},
+				{Type: "network", Path: "/var/run/netns/cni-1"},
+				{Type: "ipc", Path: "/proc/42/ns/ipc"},
+				{Type: "mount"},
+				{Type: "uts", Path: "/proc/42/ns/uts"},
+				{Type: "user", Path: "/proc/42/ns/user"},
+			},
+			wantFlags: unix.CLONE_NEWPID | unix.CLONE_NEWNS,
+			wantJoin: []NamespaceJoin{
+				{Type: "user", Path: "/proc/42/ns/user", Flag: unix.CLONE_NEWUSER},
+				{Type: "network", Path: "/var/run/netns/cni-1", Flag: unix.CLONE_NEWNET},
+				{Type: "ipc", Path: "/proc/42/ns/ipc", Flag: unix.CLONE_NEWIPC},
+				{Type: "uts", Path: "/proc/42/ns/uts", Flag: unix.CLONE_NEWUTS},
+			},
+		},
+		{
+			name:     "all joined",
+			list:     []specs.LinuxNamespace{{Type: "cgroup", Path: "/c"}, {Type: "time", Path: "/t"}, {Type: "pid", Path: "/p"}},
+			wantJoin: []NamespaceJoin{{"cgroup", "/c", unix.CLONE_NEWCGROUP}, {"time", "/t", unix.CLONE_NEWTIME}, {"pid", "/p", unix.CLONE_NEWPID}},
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			ns, err := planNamespaces(tt.list)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if ns.cloneFlags != tt.wantFlags {
+				t.Errorf("clone flags: got %#x, want %#x", ns.cloneFlags, tt.wantFlags)
+			}
+			if !reflect.DeepEqual(ns.join, tt.wantJoin) {
+				t.Errorf("join: got %v, want %v", ns.join, tt.wantJoin)
+			}
+		})
+	}
+}
+
+// TestPlanNamespacesRejects checks type, duplicate and path validation.
+func TestPlanNamespacesRejects(t *testing.T) {
+	tests := []struct {
+		name   string
+		list   []specs.LinuxNamespace
+		field  string
+		reason string
+	}{
+		{"unknown", []specs.LinuxNamespace{{Type: "pid"}, {Type: "net"}}, "linux.namespaces[1].type", `unknown namespace type "net"`},
+		{"empty type", []specs.LinuxNamespace{{Type: ""}}, "linux.namespaces[0].type", "unknown namespace type"},
+		{"duplicate created", []specs.LinuxNamespace{{Type: "ipc"}, {Type: "ipc"}}, "linux.namespaces[1].type", "duplicate"},
+		{"duplicate created and joined", []specs.LinuxNamespace{{Type: "user", Path: "/u"}, {Type: "user"}}, "linux.namespaces[1].type", "duplicate"},
+		{"relative path", []specs.LinuxNamespace{{Type: "uts", Path: "ns/uts"}}, "linux.namespaces[0].path", "absolute"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			_, err := planNamespaces(tt.list)
+			wantFieldError(t, err, tt.field, tt.reason)
+		})
+	}
+}
+
+// TestNewPlanHostnameNeedsNewUTS checks the hostname rule through NewPlan,
+// and the accepted case: joined namespaces end up in Plan.Join.
+func TestNewPlanJoinedNamespaces(t *testing.T) {
+	s := validSpec()
+	s.Linux.Namespaces = []specs.LinuxNamespace{
+		{Type: "network", Path: "/var/run/netns/n"},
+		{Type: "mount"},
+		{Type: "user", Path: "/proc/7/ns/user"},
+	}
+	s.Linux.UIDMappings = []specs.LinuxIDMapping{{HostID: 100000, Size: 65536}}
+	s.Linux.GIDMappings = []specs.LinuxIDMapping{{HostID: 100000, Size: 65536}}
+	p, err := NewPlan(s, "/b")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if p.CloneFlags != unix.CLONE_NEWNS {
+		t.Errorf("clone flags: got %#x", p.CloneFlags)
+	}
+	want := []NamespaceJoin{
+		{Type: "user", Path: "/proc/7/ns/user", Flag: unix.CLONE_NEWUSER},
+		{Type: "network", Path: "/var/run/netns/n", Flag: unix.CLONE_NEWNET},
+	}
+	if !reflect.DeepEqual(p.Join, want) {
+		t.Errorf("join: got %v, want %v", p.Join, want)
+	}
+}
+
+// TestNamespaceFlag checks the exported lookup.
+func TestNamespaceFlag(t *testing.T) {
+	if f, ok := NamespaceFlag(specs.TimeNamespace); !ok || f != unix.CLONE_NEWTIME {
+		t.Errorf("time: got %#x %v", f, ok)
+	}
+	if _, ok := NamespaceFlag("foo"); ok {
+		t.Error("foo: known")
+	}
+}
