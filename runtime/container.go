@@ -1,0 +1,339 @@
+package runtime
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"syscall"
+	"time"
+
+	"github.com/containerd/errdefs"
+	specs "github.com/opencontainers/runtime-spec/specs-go"
+	"golang.org/x/sys/unix"
+
+	"github.com/boxrt/containerd-shim-box-v1/oci"
+	"github.com/boxrt/containerd-shim-box-v1/runtime/cgroup"
+)
+
+// Exit is how a process ended.
+type Exit struct {
+	// Status is the exit code, or 128+signal when it was killed by one.
+	Status int
+	At     time.Time
+}
+
+// Monitor collects the exit status of the processes the runtime starts. The
+// daemon implements it as the reaper of all its children.
+type Monitor interface {
+	// Fork calls fork, which starts exactly one child and returns its pid,
+	// such that the child's exit cannot be collected before Fork has
+	// registered it. The channel receives the child's exit exactly once.
+	Fork(fork func() (int, error)) (pid int, exited <-chan Exit, err error)
+}
+
+// CreateConfig is what Create needs.
+type CreateConfig struct {
+	ID     string
+	Bundle string
+	// Plan is the validated plan of the bundle's spec (oci.NewPlan).
+	Plan *oci.Plan
+	// Stdio are the container's stdin, stdout and stderr; nil means /dev/null.
+	Stdio [3]*os.File
+	// Monitor collects the container's exit.
+	Monitor Monitor
+}
+
+// Container is a container whose init process exists. Its methods are safe
+// for concurrent use except Start, which is called once.
+type Container struct {
+	ID     string
+	Pid    int
+	Plan   *oci.Plan
+	Cgroup cgroup.Cgroup
+
+	pidfd  int
+	sync   *syncConn
+	exited <-chan Exit
+}
+
+// Exited receives the init process's exit exactly once.
+func (c *Container) Exited() <-chan Exit { return c.exited }
+
+// Create makes the container: its cgroup, namespaces and root filesystem,
+// with the init process prepared up to the point of execve and waiting for
+// Start. If anything fails, everything made so far is removed.
+func Create(ctx context.Context, cfg CreateConfig) (_ *Container, retErr error) {
+	p := cfg.Plan
+	cg, err := cgroup.New(p.CgroupsPath, cgroupResources(p))
+	if err != nil {
+		return nil, fmt.Errorf("create cgroup %s: %w", p.CgroupsPath, err)
+	}
+	defer func() {
+		if retErr != nil {
+			if err := cg.Delete(); err != nil {
+				retErr = errors.Join(retErr, fmt.Errorf("remove cgroup: %w", err))
+			}
+		}
+	}()
+
+	exe, err := SealedExe()
+	if err != nil {
+		return nil, err
+	}
+	parent, child, err := newSyncPair()
+	if err != nil {
+		return nil, err
+	}
+	defer func() {
+		if retErr != nil {
+			parent.close()
+		}
+	}()
+
+	c := &Container{ID: cfg.ID, Plan: p, Cgroup: cg, sync: parent, pidfd: -1}
+	err = c.spawn(cfg, exe, child)
+	child.Close()
+	if err != nil {
+		return nil, err
+	}
+	defer func() {
+		if retErr != nil {
+			c.kill()
+		}
+	}()
+
+	if _, ok, _ := cg.CloneFD(); !ok {
+		// cgroup v1: place the child before it is told to do anything.
+		if err := cg.Add(c.Pid); err != nil {
+			return nil, fmt.Errorf("add init %d to cgroup: %w", c.Pid, err)
+		}
+	}
+	if err := parent.send(message{Type: msgConfig, Config: &stageConfig{Bundle: cfg.Bundle, Spec: p.Spec}}); err != nil {
+		return nil, fmt.Errorf("send config to init: %w", err)
+	}
+	m, err := parent.recv()
+	switch {
+	case errors.Is(err, errEOF):
+		return nil, fmt.Errorf("container init exited during setup: %w", c.exitError())
+	case err != nil:
+		return nil, fmt.Errorf("read from container init: %w", err)
+	case m.Type == msgError:
+		return nil, remoteError(m)
+	case m.Type != msgReady:
+		return nil, fmt.Errorf("unexpected %q from container init", m.Type)
+	}
+	return c, nil
+}
+
+// spawn starts the init stage in its namespaces. Namespaces given by path
+// that a thread can join (net, ipc, uts, pid, cgroup) are joined on a locked
+// OS thread that is discarded afterwards; the child inherits them.
+func (c *Container) spawn(cfg CreateConfig, exe string, child *os.File) error {
+	p := cfg.Plan
+	files := []uintptr{devNull(cfg.Stdio[0]), devNull(cfg.Stdio[1]), devNull(cfg.Stdio[2]), child.Fd()}
+	pidfd := -1
+	sys := &syscall.SysProcAttr{
+		Cloneflags: p.CloneFlags,
+		Setsid:     true,
+		PidFD:      &pidfd,
+	}
+	cgfd, v2, err := c.Cgroup.CloneFD()
+	if err != nil {
+		return fmt.Errorf("open cgroup: %w", err)
+	}
+	if v2 {
+		defer unix.Close(cgfd)
+		sys.UseCgroupFD = true
+		sys.CgroupFD = cgfd
+	}
+	attr := &syscall.ProcAttr{
+		Dir:   "/",
+		Env:   []string{"GOMAXPROCS=1"},
+		Files: files,
+		Sys:   sys,
+	}
+	fork := func() (int, error) {
+		return syscall.ForkExec(exe, []string{"containerd-shim-box-v1", "init"}, attr)
+	}
+	type result struct {
+		pid    int
+		exited <-chan Exit
+		err    error
+	}
+	run := func() result {
+		pid, exited, err := cfg.Monitor.Fork(fork)
+		return result{pid, exited, err}
+	}
+	var r result
+	if len(p.Join) == 0 {
+		r = run()
+	} else {
+		done := make(chan result, 1)
+		go func() {
+			// Never unlocked: this thread's namespaces are changed for good,
+			// so it must die with the goroutine instead of returning to the pool.
+			lockOSThread()
+			if err := joinNamespaces(p.Join); err != nil {
+				done <- result{err: err}
+				return
+			}
+			done <- run()
+		}()
+		r = <-done
+	}
+	if r.err != nil {
+		return fmt.Errorf("start container init: %w", r.err)
+	}
+	c.Pid, c.exited, c.pidfd = r.pid, r.exited, pidfd
+	return nil
+}
+
+// joinNamespaces joins each namespace on the calling (locked) thread.
+func joinNamespaces(joins []oci.NamespaceJoin) error {
+	for _, j := range joins {
+		switch j.Type {
+		case specs.UserNamespace, specs.MountNamespace, specs.TimeNamespace:
+			return fmt.Errorf("linux.namespaces: joining a %s namespace by path is not supported yet: %w", j.Type, errdefs.ErrInvalidArgument)
+		}
+		fd, err := unix.Open(j.Path, unix.O_RDONLY|unix.O_CLOEXEC, 0)
+		if err != nil {
+			return fmt.Errorf("open %s namespace %s: %w", j.Type, j.Path, classifyOpen(err))
+		}
+		err = unix.Setns(fd, int(j.Flag))
+		unix.Close(fd)
+		if err != nil {
+			return fmt.Errorf("join %s namespace %s: %w", j.Type, j.Path, err)
+		}
+	}
+	return nil
+}
+
+func classifyOpen(err error) error {
+	if errors.Is(err, unix.ENOENT) {
+		return fmt.Errorf("%w: %w", err, errdefs.ErrNotFound)
+	}
+	return err
+}
+
+var nullFile = func() *os.File {
+	f, err := os.OpenFile(os.DevNull, os.O_RDWR, 0)
+	if err != nil {
+		panic(err)
+	}
+	return f
+}()
+
+func devNull(f *os.File) uintptr {
+	if f == nil {
+		return nullFile.Fd()
+	}
+	return f.Fd()
+}
+
+// Start lets the init process execve the container's process. It returns
+// once execve has happened, or with the reason it could not.
+func (c *Container) Start() error {
+	defer c.sync.close()
+	if err := c.sync.send(message{Type: msgStart}); err != nil {
+		return fmt.Errorf("tell init to start: %w", err)
+	}
+	m, err := c.sync.recv()
+	switch {
+	case errors.Is(err, errEOF):
+		return nil
+	case err != nil:
+		return fmt.Errorf("read from container init: %w", err)
+	case m.Type == msgError:
+		return remoteError(m)
+	default:
+		return fmt.Errorf("unexpected %q from container init", m.Type)
+	}
+}
+
+// Signal sends sig to the init process through its pidfd, so a recycled pid
+// is never signalled. A process that has already exited gives
+// errdefs.ErrNotFound.
+func (c *Container) Signal(sig syscall.Signal) error {
+	if err := unix.PidfdSendSignal(c.pidfd, sig, nil, 0); err != nil {
+		if errors.Is(err, unix.ESRCH) {
+			return fmt.Errorf("process already finished: %w", errdefs.ErrNotFound)
+		}
+		return fmt.Errorf("signal %d to init %d: %w", sig, c.Pid, err)
+	}
+	return nil
+}
+
+// SignalAll sends sig to every process of the container.
+func (c *Container) SignalAll(sig syscall.Signal) error {
+	err := c.Signal(sig)
+	if errors.Is(err, errdefs.ErrNotFound) {
+		err = nil
+	}
+	return errors.Join(err, c.Cgroup.Kill(sig))
+}
+
+// Pids lists the container's processes.
+func (c *Container) Pids() ([]int, error) { return c.Cgroup.Pids() }
+
+// kill ends the init process and waits for it (setup failed).
+func (c *Container) kill() {
+	_ = unix.PidfdSendSignal(c.pidfd, unix.SIGKILL, nil, 0)
+	<-c.exited
+	unix.Close(c.pidfd)
+	c.pidfd = -1
+}
+
+func (c *Container) exitError() error {
+	select {
+	case e := <-c.exited:
+		// Put it back for whoever else waits.
+		ch := make(chan Exit, 1)
+		ch <- e
+		c.exited = ch
+		return fmt.Errorf("exit status %d", e.Status)
+	case <-time.After(time.Second):
+		return errors.New("no exit status")
+	}
+}
+
+// Destroy removes what is left of the container after its init exited: any
+// remaining processes are killed and the cgroup is removed. It is idempotent.
+//
+// Preconditions: the init process has exited (Exited has delivered).
+func (c *Container) Destroy() error {
+	if c.pidfd >= 0 {
+		unix.Close(c.pidfd)
+		c.pidfd = -1
+	}
+	if c.sync != nil {
+		c.sync.close()
+	}
+	var errs []error
+	for i := 0; i < 50; i++ {
+		pids, err := c.Cgroup.Pids()
+		if err != nil || len(pids) == 0 {
+			break
+		}
+		if err := c.Cgroup.Kill(unix.SIGKILL); err != nil {
+			errs = append(errs, err)
+			break
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	if err := c.Cgroup.Delete(); err != nil {
+		errs = append(errs, fmt.Errorf("remove cgroup %s: %w", c.Cgroup.Path(), err))
+	}
+	return errors.Join(errs...)
+}
+
+// cgroupResources is the spec's resources with the device rules every
+// container needs appended, so its default devices are usable.
+func cgroupResources(p *oci.Plan) *specs.LinuxResources {
+	var r specs.LinuxResources
+	if p.Resources != nil {
+		r = *p.Resources
+	}
+	r.Devices = append(append([]specs.LinuxDeviceCgroup(nil), r.Devices...), oci.DefaultDeviceRules...)
+	return &r
+}

@@ -1,0 +1,142 @@
+package runtime
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	goruntime "runtime"
+	"strings"
+
+	"github.com/containerd/errdefs"
+	"golang.org/x/sys/unix"
+
+	"github.com/boxrt/containerd-shim-box-v1/oci"
+	"github.com/boxrt/containerd-shim-box-v1/runtime/process"
+	"github.com/boxrt/containerd-shim-box-v1/runtime/rootfs"
+)
+
+func lockOSThread() { goruntime.LockOSThread() }
+
+// InitMain is the container-side init stage ("containerd-shim-box-v1 init").
+// It is born inside the container's new namespaces (and cgroup), builds the
+// container from the config the daemon sends, reports ready, and on "start"
+// execs the container's process. It never returns.
+//
+// Preconditions:
+//   - The calling goroutine is the main goroutine and holds
+//     runtime.LockOSThread (taken in an init function, before main), so every
+//     per-thread change (credentials, capabilities) lands on the thread that
+//     calls execve.
+//   - fd 3 is the stage's end of the sync socketpair (see sync.go).
+func InitMain() {
+	// Nothing in the container may ptrace or open /proc/<pid>/exe of this
+	// helper before it has become the container's process.
+	_ = unix.Prctl(unix.PR_SET_DUMPABLE, 0, 0, 0, 0)
+	conn := &syncConn{f: os.NewFile(syncFD, "sync")}
+	if err := runInit(conn); err != nil {
+		_ = conn.send(errorMessage(err))
+		os.Exit(1)
+	}
+	// runInit returns only on error.
+	os.Exit(1)
+}
+
+func runInit(conn *syncConn) error {
+	m, err := conn.recv()
+	if err != nil {
+		return fmt.Errorf("read config: %w", err)
+	}
+	if m.Type != msgConfig || m.Config == nil || m.Config.Spec == nil {
+		return fmt.Errorf("expected config, got %q", m.Type)
+	}
+	plan, err := oci.NewPlan(m.Config.Spec, m.Config.Bundle)
+	if err != nil {
+		return err
+	}
+	ex, err := prepare(plan)
+	if err != nil {
+		return err
+	}
+	if err := conn.send(message{Type: msgReady}); err != nil {
+		return fmt.Errorf("report ready: %w", err)
+	}
+	m, err = conn.recv()
+	if err != nil {
+		if errors.Is(err, errEOF) {
+			// The daemon went away or deleted the container before start.
+			os.Exit(0)
+		}
+		return fmt.Errorf("wait for start: %w", err)
+	}
+	if m.Type != msgStart {
+		return fmt.Errorf("expected start, got %q", m.Type)
+	}
+	return ex.Run()
+}
+
+// prepare builds the container around the calling process, in order:
+// root filesystem and pivot_root, hostname, sysctls, readonly and masked
+// paths, then the process's credentials (process.Prepare).
+func prepare(p *oci.Plan) (*process.Exec, error) {
+	if err := rootfs.Prepare(p); err != nil {
+		return nil, fmt.Errorf("prepare rootfs: %w", err)
+	}
+	if p.Hostname != "" {
+		if err := unix.Sethostname([]byte(p.Hostname)); err != nil {
+			return nil, fmt.Errorf("set hostname %q: %w", p.Hostname, err)
+		}
+	}
+	if p.Domainname != "" {
+		if err := unix.Setdomainname([]byte(p.Domainname)); err != nil {
+			return nil, fmt.Errorf("set domainname %q: %w", p.Domainname, err)
+		}
+	}
+	if err := writeSysctls(p.Sysctl); err != nil {
+		return nil, err
+	}
+	if err := rootfs.Finalize(p); err != nil {
+		return nil, fmt.Errorf("finalize rootfs: %w", err)
+	}
+	return process.Prepare(p.Process)
+}
+
+// writeSysctls writes linux.sysctl through the container's /proc/sys.
+//
+// Preconditions: the container's root, with its own procfs at /proc.
+func writeSysctls(sysctl map[string]string) error {
+	if len(sysctl) == 0 {
+		return nil
+	}
+	proc, err := unix.Open("/proc", unix.O_PATH|unix.O_DIRECTORY|unix.O_CLOEXEC|unix.O_NOFOLLOW, 0)
+	if err != nil {
+		return fmt.Errorf("open /proc: %w", err)
+	}
+	defer unix.Close(proc)
+	var st unix.Statfs_t
+	if err := unix.Fstatfs(proc, &st); err != nil || st.Type != unix.PROC_SUPER_MAGIC {
+		return fmt.Errorf("linux.sysctl: /proc in the container is not a procfs: %w", errdefs.ErrInvalidArgument)
+	}
+	for k, v := range sysctl {
+		rel := strings.ReplaceAll(k, ".", "/")
+		if k == "" || strings.Contains(k, "..") || strings.HasPrefix(k, "/") || filepath.Clean(rel) != rel {
+			return fmt.Errorf("linux.sysctl: invalid key %q: %w", k, errdefs.ErrInvalidArgument)
+		}
+		fd, err := unix.Openat2(proc, "sys/"+rel, &unix.OpenHow{
+			Flags:   unix.O_WRONLY | unix.O_CLOEXEC | unix.O_TRUNC,
+			Resolve: unix.RESOLVE_NO_SYMLINKS | unix.RESOLVE_NO_MAGICLINKS | unix.RESOLVE_NO_XDEV,
+		})
+		if err != nil {
+			if errors.Is(err, unix.ENOENT) {
+				return fmt.Errorf("linux.sysctl: %q does not exist: %w", k, errdefs.ErrInvalidArgument)
+			}
+			return fmt.Errorf("open sysctl %q: %w", k, err)
+		}
+		_, err = unix.Write(fd, []byte(v))
+		unix.Close(fd)
+		if err != nil {
+			return fmt.Errorf("write sysctl %s=%q: %w", k, v, err)
+		}
+	}
+	return nil
+}

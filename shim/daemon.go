@@ -1,0 +1,128 @@
+package shim
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"os/signal"
+	"sync"
+
+	taskAPI "github.com/containerd/containerd/api/runtime/task/v3"
+	"github.com/containerd/containerd/v2/pkg/namespaces"
+	cshim "github.com/containerd/containerd/v2/pkg/shim"
+	"github.com/containerd/fifo"
+	"github.com/containerd/log"
+	"github.com/containerd/ttrpc"
+	"golang.org/x/sys/unix"
+)
+
+// serve is the daemon: it serves the task API on the socket start handed it
+// (fd 3) until Shutdown, SIGTERM or SIGINT.
+//
+// containerd runs... no: start runs it with the bundle as working directory,
+// where containerd created the "log" fifo the daemon logs to.
+func serve(ctx context.Context, f flags) error {
+	ctx = namespaces.WithNamespace(ctx, f.namespace)
+	if err := setupLogger(ctx, f.debug); err != nil {
+		return err
+	}
+	// Orphaned container processes are reparented to the daemon, which
+	// reaps them.
+	if err := unix.Prctl(unix.PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0); err != nil {
+		return fmt.Errorf("become subreaper: %w", err)
+	}
+	signals := make(chan os.Signal, 32)
+	signal.Notify(signals, unix.SIGCHLD, unix.SIGTERM, unix.SIGINT)
+	signal.Ignore(unix.SIGPIPE)
+
+	l, err := listener(f.socket)
+	if err != nil {
+		return err
+	}
+	pub, err := cshim.NewPublisher(os.Getenv("TTRPC_ADDRESS"))
+	if err != nil {
+		return fmt.Errorf("connect event publisher: %w", err)
+	}
+	defer pub.Close()
+	events := newEventQueue(pub)
+	defer events.close()
+
+	server, err := ttrpc.NewServer(ttrpc.WithServerHandshaker(ttrpc.UnixSocketRequireSameUser()))
+	if err != nil {
+		return err
+	}
+	var once sync.Once
+	done := make(chan struct{})
+	stop := func() { once.Do(func() { close(done) }) }
+
+	rp := newReaper()
+	svc := newService(rp, events, stop)
+	taskAPI.RegisterTTRPCTaskService(server, svc)
+
+	serveErr := make(chan error, 1)
+	go func() { serveErr <- server.Serve(ctx, l) }()
+	log.G(ctx).WithField("id", f.id).Debug("serving task API")
+
+	for {
+		select {
+		case s := <-signals:
+			switch s {
+			case unix.SIGCHLD:
+				rp.reap()
+			default:
+				log.G(ctx).WithField("signal", s).Info("shutting down")
+				stop()
+			}
+		case err := <-serveErr:
+			if err != nil && !errors.Is(err, ttrpc.ErrServerClosed) {
+				return fmt.Errorf("serve task API: %w", err)
+			}
+			return nil
+		case <-done:
+			return shutdownServer(ctx, server, l)
+		}
+	}
+}
+
+func shutdownServer(ctx context.Context, server *ttrpc.Server, l net.Listener) error {
+	// Answer the Shutdown RPC in flight before the socket goes away.
+	err := server.Shutdown(ctx)
+	if ul, ok := l.(*net.UnixListener); ok {
+		if a := ul.Addr().String(); a != "" {
+			_ = os.Remove(a)
+		}
+	}
+	return err
+}
+
+// listener is the socket start handed over as fd 3, or path when given.
+func listener(path string) (net.Listener, error) {
+	if path != "" {
+		return cshim.NewSocket(path)
+	}
+	f := os.NewFile(3, "socket")
+	l, err := net.FileListener(f)
+	f.Close()
+	if err != nil {
+		return nil, fmt.Errorf("socket on fd 3: %w", err)
+	}
+	return l, nil
+}
+
+// setupLogger sends logs to the "log" fifo containerd made in the bundle.
+func setupLogger(ctx context.Context, debug bool) error {
+	if debug {
+		_ = log.SetLevel("debug")
+	}
+	f, err := fifo.OpenFifoDup2(ctx, "log", unix.O_WRONLY, 0o700, int(os.Stderr.Fd()))
+	if err != nil {
+		if errors.Is(err, os.ErrNotExist) {
+			return nil // not started by containerd (tests): keep stderr
+		}
+		return fmt.Errorf("open shim log: %w", err)
+	}
+	_ = f
+	return nil
+}

@@ -1,0 +1,60 @@
+package shim
+
+import (
+	"context"
+	"fmt"
+	"io"
+
+	"github.com/containerd/containerd/api/types"
+	_ "github.com/containerd/containerd/v2/core/runtime" // registers typeurl names for features.Features
+	"github.com/containerd/typeurl/v2"
+	"github.com/opencontainers/runtime-spec/specs-go/features"
+	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/types/known/anypb"
+
+	specs "github.com/opencontainers/runtime-spec/specs-go"
+)
+
+// info is the -info action: it prints a RuntimeInfo with the OCI features
+// box implements, which containerd uses to decide what it may ask for.
+func info(ctx context.Context, stdin io.Reader, stdout io.Writer) error {
+	feat, err := typeurl.MarshalAny(Features())
+	if err != nil {
+		return fmt.Errorf("marshal features: %w", err)
+	}
+	ri := &types.RuntimeInfo{
+		Name: Name,
+		Version: &types.RuntimeVersion{
+			Version: Version,
+		},
+		Features: &anypb.Any{TypeUrl: feat.GetTypeUrl(), Value: feat.GetValue()},
+	}
+	b, err := proto.Marshal(ri)
+	if err != nil {
+		return err
+	}
+	_, err = stdout.Write(b)
+	return err
+}
+
+// Features is what box implements, in the OCI features format. It lists
+// only what Create accepts today.
+func Features() *features.Features {
+	t := true
+	return &features.Features{
+		OCIVersionMin: "1.0.0",
+		OCIVersionMax: specs.Version,
+		Hooks:         []string{},
+		MountOptions: []string{
+			"async", "atime", "bind", "defaults", "dev", "diratime", "dirsync", "exec",
+			"mand", "noatime", "nodev", "nodiratime", "noexec", "nomand", "norelatime",
+			"nostrictatime", "nosuid", "private", "rbind", "relatime", "remount", "ro",
+			"rprivate", "rshared", "rslave", "runbindable", "rw", "shared", "slave",
+			"strictatime", "suid", "sync", "unbindable",
+		},
+		Linux: &features.Linux{
+			Namespaces: []string{"cgroup", "ipc", "mount", "network", "pid", "uts"},
+			Cgroup:     &features.Cgroup{V1: &t, V2: &t},
+		},
+	}
+}

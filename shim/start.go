@@ -1,0 +1,142 @@
+package shim
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"syscall"
+
+	"github.com/containerd/containerd/v2/pkg/namespaces"
+	cshim "github.com/containerd/containerd/v2/pkg/shim"
+)
+
+// defaultSocketRoot is where daemon sockets go unless containerd says
+// otherwise. Addresses are hashed from containerd's own address, namespace
+// and group, so two containerds never share a daemon.
+const defaultSocketRoot = "/run/containerd/s"
+
+// Grouping annotations: containers carrying the same value share a daemon.
+const (
+	groupAnnotationCRI  = "io.kubernetes.cri.sandbox-id"
+	groupAnnotationRunc = "io.containerd.runc.v2.group"
+)
+
+// start is the "start" action: make sure a daemon serves this task (start
+// one, or reuse the group's), and tell containerd its address.
+//
+// containerd runs it with the bundle as the working directory.
+func start(ctx context.Context, f flags) error {
+	stdin, err := readStdin()
+	if err != nil {
+		return fmt.Errorf("read start input: %w", err)
+	}
+	p, err := parseStart(f, stdin, os.Getenv)
+	if err != nil {
+		return err
+	}
+	bundle, err := os.Getwd()
+	if err != nil {
+		return err
+	}
+	ctx = namespaces.WithNamespace(ctx, p.namespace)
+	root := p.socketDir
+	if root == "" {
+		root = defaultSocketRoot
+	}
+	address, err := cshim.CreateSocketAddress(ctx, root, p.grpcAddress, groupID(bundle, p.id), false)
+	if err != nil {
+		return err
+	}
+	if err := ensureDaemon(p, bundle, address); err != nil {
+		return err
+	}
+	if err := os.WriteFile(filepath.Join(bundle, "address"), []byte(address), 0o600); err != nil {
+		return err
+	}
+	out, err := startResult(p.proto, address)
+	if err != nil {
+		return err
+	}
+	_, err = os.Stdout.Write(out)
+	return err
+}
+
+// ensureDaemon starts a daemon listening on address unless one already
+// serves it (a grouped container). A stale socket is replaced.
+func ensureDaemon(p *startParams, bundle, address string) error {
+	l, err := cshim.NewSocket(address)
+	if err != nil {
+		if !cshim.SocketEaddrinuse(err) {
+			return fmt.Errorf("create socket %s: %w", address, err)
+		}
+		if cshim.CanConnect(address) {
+			return nil
+		}
+		if err := cshim.RemoveSocket(address); err != nil {
+			return fmt.Errorf("remove stale socket %s: %w", address, err)
+		}
+		if l, err = cshim.NewSocket(address); err != nil {
+			return fmt.Errorf("create socket %s: %w", address, err)
+		}
+	}
+	lf, err := l.File()
+	l.Close()
+	if err != nil {
+		return err
+	}
+	defer lf.Close()
+
+	self, err := os.Executable()
+	if err != nil {
+		return err
+	}
+	args := []string{"-namespace", p.namespace, "-id", p.id, "-address", p.grpcAddress}
+	if p.debug {
+		args = append(args, "-debug")
+	}
+	cmd := exec.Command(self, args...)
+	cmd.Dir = bundle
+	cmd.Env = append(os.Environ(),
+		"TTRPC_ADDRESS="+p.ttrpcAddress,
+		"GRPC_ADDRESS="+p.grpcAddress,
+		"NAMESPACE="+p.namespace,
+	)
+	cmd.ExtraFiles = []*os.File{lf}
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	if err := cmd.Start(); err != nil {
+		_ = cshim.RemoveSocket(address)
+		return fmt.Errorf("start daemon: %w", err)
+	}
+	// One above containerd's score: under memory pressure the kernel picks
+	// the daemon before containerd, never the other way round.
+	if err := cshim.AdjustOOMScore(cmd.Process.Pid); err != nil {
+		_ = cmd.Process.Kill()
+		_ = cshim.RemoveSocket(address)
+		return fmt.Errorf("adjust daemon oom score: %w", err)
+	}
+	return cmd.Process.Release()
+}
+
+// groupID is the daemon a container belongs to: its pod (sandbox) or
+// explicit group when config.json names one, else the container itself.
+func groupID(bundle, id string) string {
+	b, err := os.ReadFile(filepath.Join(bundle, "config.json"))
+	if err != nil {
+		return id
+	}
+	var s struct {
+		Annotations map[string]string `json:"annotations"`
+	}
+	if json.Unmarshal(b, &s) != nil {
+		return id
+	}
+	for _, k := range []string{groupAnnotationRunc, groupAnnotationCRI} {
+		if g := s.Annotations[k]; g != "" {
+			return g
+		}
+	}
+	return id
+}
