@@ -1,0 +1,259 @@
+package runtime
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"io"
+	"math/rand/v2"
+	"os"
+	"os/exec"
+	"path/filepath"
+	goruntime "runtime"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/containerd/containerd/v2/core/containers"
+	"github.com/containerd/containerd/v2/pkg/namespaces"
+	coci "github.com/containerd/containerd/v2/pkg/oci"
+	"github.com/containerd/containerd/v2/pkg/testutil"
+	specs "github.com/opencontainers/runtime-spec/specs-go"
+	"golang.org/x/sys/unix"
+
+	"github.com/boxrt/containerd-shim-box-v1/oci"
+)
+
+// TestMain turns the test binary into the init stage when the runtime
+// re-executes it, as the shim binary's main does.
+func TestMain(m *testing.M) {
+	if len(os.Args) == 2 && os.Args[1] == "init" {
+		goruntime.LockOSThread()
+		InitMain()
+	}
+	os.Exit(m.Run())
+}
+
+// testMonitor collects exits of the test's own children.
+type testMonitor struct{ mu sync.Mutex }
+
+func (tm *testMonitor) Fork(fork func() (int, error)) (int, <-chan Exit, error) {
+	tm.mu.Lock()
+	defer tm.mu.Unlock()
+	pid, err := fork()
+	if err != nil {
+		return 0, nil, err
+	}
+	ch := make(chan Exit, 1)
+	go func() {
+		var ws unix.WaitStatus
+		for {
+			_, err := unix.Wait4(pid, &ws, 0, nil)
+			if err != unix.EINTR {
+				break
+			}
+		}
+		st := ws.ExitStatus()
+		if ws.Signaled() {
+			st = 128 + int(ws.Signal())
+		}
+		ch <- Exit{Status: st, At: time.Now()}
+	}()
+	return pid, ch, nil
+}
+
+// testBundle makes a bundle with a busybox rootfs and containerd's default
+// spec, running args.
+func testBundle(t *testing.T, args ...string) (bundle string, spec *specs.Spec, cgParent string) {
+	t.Helper()
+	if _, err := os.Stat("/bin/busybox"); err != nil {
+		t.Fatalf("busybox-static is required (apt-get install busybox-static): %v", err)
+	}
+	bundle = t.TempDir()
+	root := filepath.Join(bundle, "rootfs")
+	for _, d := range []string{"bin", "proc", "sys", "dev", "etc", "tmp"} {
+		if err := os.MkdirAll(filepath.Join(root, d), 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	b, err := os.ReadFile("/bin/busybox")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(root, "bin/busybox"), b, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	for _, l := range []string{"sh", "ls", "cat", "hostname", "echo", "grep", "readlink", "sleep"} {
+		if err := os.Symlink("busybox", filepath.Join(root, "bin", l)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	os.WriteFile(filepath.Join(root, "etc/passwd"), []byte("root:x:0:0:root:/root:/bin/sh\n"), 0o644)
+
+	ctx := namespaces.WithNamespace(context.Background(), "box-test")
+	id := fmt.Sprintf("rt-%d", rand.IntN(1<<30))
+	cgParent = fmt.Sprintf("/box-test-%d", rand.IntN(1<<30))
+	spec, err = coci.GenerateSpec(ctx, nil, &containers.Container{ID: id},
+		coci.WithRootFSPath(root),
+		coci.WithProcessArgs(args...),
+		coci.WithHostname("boxhost"),
+		coci.WithCgroup(cgParent+"/"+id),
+	)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { removeCgroupParent(t, cgParent) })
+	return bundle, spec, cgParent
+}
+
+// removeCgroupParent removes the test's cgroup parent in every hierarchy.
+func removeCgroupParent(t *testing.T, parent string) {
+	dirs, _ := filepath.Glob("/sys/fs/cgroup/*" + parent)
+	for _, d := range dirs {
+		subs, _ := filepath.Glob(d + "/*/")
+		for _, s := range subs {
+			os.Remove(s)
+		}
+		if err := os.Remove(d); err != nil && !os.IsNotExist(err) {
+			t.Errorf("remove %s: %v", d, err)
+		}
+	}
+}
+
+// runContainer creates and starts a container and returns its output and
+// exit status.
+func runContainer(t *testing.T, bundle string, spec *specs.Spec, beforeStart func(*Container)) (string, Exit) {
+	t.Helper()
+	plan, err := oci.NewPlan(spec, bundle)
+	if err != nil {
+		t.Fatal(err)
+	}
+	r, w, err := os.Pipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, err := Create(context.Background(), CreateConfig{
+		ID: "t", Bundle: bundle, Plan: plan, Stdio: [3]*os.File{nil, w, w}, Monitor: &testMonitor{},
+	})
+	w.Close()
+	if err != nil {
+		r.Close()
+		t.Fatal(err)
+	}
+	var out bytes.Buffer
+	done := make(chan struct{})
+	go func() { io.Copy(&out, r); close(done) }()
+	if beforeStart != nil {
+		beforeStart(c)
+	}
+	if err := c.Start(); err != nil {
+		t.Fatal(err)
+	}
+	e := <-c.Exited()
+	<-done
+	r.Close()
+	if err := c.Destroy(); err != nil {
+		t.Errorf("destroy: %v", err)
+	}
+	return out.String(), e
+}
+
+// TestCreateStartNamespaces runs a container from the runtime package and
+// checks it has its own pid, uts and mount namespaces and its exit status.
+func TestCreateStartNamespaces(t *testing.T) {
+	testutil.RequiresRoot(t)
+	bundle, spec, cg := testBundle(t, "sh", "-c", "echo pid=$$; hostname; ls /; grep -c . /proc/self/mountinfo; exit 3")
+	out, e := runContainer(t, bundle, spec, nil)
+	if e.Status != 3 {
+		t.Fatalf("exit status %d, want 3; output:\n%s", e.Status, out)
+	}
+	for _, want := range []string{"pid=1\n", "boxhost\n", "bin\n", "proc\n"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("output lacks %q:\n%s", want, out)
+		}
+	}
+	if matches, _ := filepath.Glob("/sys/fs/cgroup/*" + cg + "/*/"); len(matches) != 0 {
+		t.Errorf("cgroups left after Destroy: %v", matches)
+	}
+}
+
+// TestInitIsSealed checks CVE-2019-5736: the executable of the init stage,
+// as a process in the container would reach it through /proc/<pid>/exe, is
+// not the on-disk binary and cannot be written.
+func TestInitIsSealed(t *testing.T) {
+	testutil.RequiresRoot(t)
+	bundle, spec, _ := testBundle(t, "true")
+	self, err := os.Executable()
+	if err != nil {
+		t.Fatal(err)
+	}
+	runContainer(t, bundle, spec, func(c *Container) {
+		if err := checkSealed(c.Pid, self); err != nil {
+			t.Error(err)
+		}
+		// Negative control: the same check on a process running the
+		// on-disk binary (this test) must fail.
+		if err := checkSealed(os.Getpid(), self); err == nil {
+			t.Error("checkSealed accepted the on-disk binary: the check can't fail")
+		}
+	})
+}
+
+func checkSealed(pid int, onDisk string) error {
+	exe := fmt.Sprintf("/proc/%d/exe", pid)
+	var a, b unix.Stat_t
+	if err := unix.Stat(exe, &a); err != nil {
+		return err
+	}
+	if err := unix.Stat(onDisk, &b); err != nil {
+		return err
+	}
+	if a.Dev == b.Dev && a.Ino == b.Ino {
+		return fmt.Errorf("%s is the on-disk binary %s", exe, onDisk)
+	}
+	f, err := os.OpenFile(exe, os.O_WRONLY, 0)
+	if err == nil {
+		f.Close()
+		return fmt.Errorf("%s opened for writing", exe)
+	}
+	return nil
+}
+
+// TestNoLeakedFds checks CVE-2024-21626: the container's process starts
+// with only stdio open, and with a cwd inside the container.
+func TestNoLeakedFds(t *testing.T) {
+	testutil.RequiresRoot(t)
+	bundle, spec, _ := testBundle(t, "sh", "-c", "ls /proc/self/fd; readlink /proc/self/cwd")
+	spec.Process.Cwd = "/tmp"
+	out, e := runContainer(t, bundle, spec, nil)
+	if e.Status != 0 {
+		t.Fatalf("exit %d: %s", e.Status, out)
+	}
+	// ls opens one fd of its own (3) to read the directory.
+	fields := strings.Fields(out)
+	if len(fields) != 5 || strings.Join(fields[:4], " ") != "0 1 2 3" || fields[4] != "/tmp" {
+		t.Fatalf("unexpected fds or cwd:\n%s", out)
+	}
+}
+
+// TestCreateFailsCleanly checks that a bad spec fails Create with a clear
+// error and leaves no cgroup or process.
+func TestCreateFailsCleanly(t *testing.T) {
+	testutil.RequiresRoot(t)
+	bundle, spec, cg := testBundle(t, "/no/such/binary")
+	plan, err := oci.NewPlan(spec, bundle)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = Create(context.Background(), CreateConfig{ID: "t", Bundle: bundle, Plan: plan, Monitor: &testMonitor{}})
+	if err == nil || !strings.Contains(err.Error(), "/no/such/binary") {
+		t.Fatalf("err = %v, want one naming the missing binary", err)
+	}
+	if matches, _ := filepath.Glob("/sys/fs/cgroup/*" + cg + "/*/"); len(matches) != 0 {
+		t.Errorf("cgroups left after failed Create: %v", matches)
+	}
+	if out, _ := exec.Command("sh", "-c", "grep -l "+bundle+" /proc/*/mountinfo 2>/dev/null | head -1").Output(); len(out) != 0 {
+		t.Errorf("mounts of the bundle remain")
+	}
+}
