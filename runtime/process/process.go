@@ -36,12 +36,12 @@ type Exec struct {
 //  2. the user, resolved against the current root's /etc/passwd and
 //     /etc/group; HOME is added to the environment if it is absent;
 //     the umask, when the spec sets one;
-//  3. no_new_privs, when asked;
+//  3. no_new_privs, when asked; then a first chdir to cwd, as root (see 7);
 //  4. the bounding set is reduced to Caps.Bounding (needs CAP_SETPCAP);
 //  5. setgroups, setresgid, setresuid, keeping the permitted set across the
 //     uid change (PR_SET_KEEPCAPS);
 //  6. the effective, permitted and inheritable sets (capset), then the
-//     ambient set (needs 6: ambient ⊆ permitted ∩ inheritable);
+//     ambient set (the kernel raises only caps already in both);
 //  7. cwd; a chdir that root may not make (EACCES on a root-squashed
 //     volume) is made as the user instead; the resulting cwd must be inside
 //     the root;
