@@ -210,16 +210,20 @@ func newRootfs(t *testing.T, files map[string]string) string {
 }
 
 // assertNoHostMounts fails t if the host's mount table has a mount at or
-// below dir.
+// below dir, and detaches any it finds (deepest first) so that a failing
+// test still leaves the host clean.
 func assertNoHostMounts(t *testing.T, dir string) {
 	t.Helper()
 	ms, err := readMountinfo("/proc/self/mountinfo")
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, m := range ms {
-		if isUnder(m.mountpoint, dir) {
+	for i := len(ms) - 1; i >= 0; i-- {
+		if m := ms[i]; isUnder(m.mountpoint, dir) {
 			t.Errorf("mount left on the host: %s (%s)", m.mountpoint, m.fstype)
+			if err := unix.Unmount(m.mountpoint, unix.MNT_DETACH); err != nil {
+				t.Errorf("detach %s: %v", m.mountpoint, err)
+			}
 		}
 	}
 }

@@ -10,6 +10,7 @@ import (
 	"testing"
 
 	specs "github.com/opencontainers/runtime-spec/specs-go"
+	"golang.org/x/sys/unix"
 )
 
 // TestPrepareFinalize builds a container root from containerd's default
@@ -122,6 +123,27 @@ func TestReadonlyPathControl(t *testing.T) {
 	if r.code != 0 || r.stdout != "box\nok\n" {
 		t.Errorf("exit %d, stdout %q, stderr %q", r.code, r.stdout, r.stderr)
 	}
+}
+
+// TestRootPropagationShared checks that a shared root propagation survives
+// pivot_root (which refuses shared mounts) and ends up on the container's "/".
+func TestRootPropagationShared(t *testing.T) {
+	root := newRootfs(t, nil)
+	p := newPlan(t, root, &specs.Spec{Mounts: defaultMounts()[:2]})
+	p.RootPropagation = unix.MS_SHARED | unix.MS_REC
+	r := child{plan: p, script: "cat /proc/self/mountinfo"}.run(t)
+	if r.code != 0 {
+		t.Fatalf("child exited %d: %s", r.code, r.stderr)
+	}
+	for _, line := range strings.Split(r.stdout, "\n") {
+		if f := strings.Fields(line); len(f) > 6 && f[4] == "/" {
+			if !strings.HasPrefix(f[6], "shared:") {
+				t.Errorf("/ is not shared: %q", line)
+			}
+			return
+		}
+	}
+	t.Errorf("no / in mountinfo:\n%s", r.stdout)
 }
 
 // escapeFixture makes a rootfs whose "evil" is a symlink to
