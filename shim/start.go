@@ -83,6 +83,8 @@ func ensureDaemon(p *startParams, bundle, address string) error {
 		}
 	}
 	lf, err := l.File()
+	// The daemon serves this socket: closing our listener must not unlink it.
+	l.SetUnlinkOnClose(false)
 	l.Close()
 	if err != nil {
 		return err
