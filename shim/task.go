@@ -6,7 +6,6 @@ import (
 	"sync"
 	"time"
 
-
 	"github.com/boxrt/containerd-shim-box-v1/runtime"
 )
 
