@@ -17,12 +17,18 @@ abs() { mkdir -p "$1" && cd "$1" && pwd; }
 TOOLS=$(abs "$TOOLS")
 PEER=$(abs "$PEER")
 
-# built_at BIN MODULE VERSION: true if BIN exists and was built from MODULE@VERSION.
+# built_at BIN MODULE VERSION: true if BIN exists and was built from MODULE@VERSION (its stamp
+# file says so, or for `go install` builds, its embedded build info does).
 built_at() {
-	[ -x "$1" ] && go version -m "$1" 2>/dev/null | awk -v m="$2" -v v="$3" '$1=="mod" && $2==m && $3==v {f=1} END {exit !f}'
+	[ -x "$1" ] || return 1
+	[ "$(cat "$1.version" 2>/dev/null)" = "$2@$3" ] && return 0
+	go version -m "$1" 2>/dev/null | awk -v m="$2" -v v="$3" '$1=="mod" && $2==m && $3==v {f=1} END {exit !f}'
 }
 
-# install DIR MODULE VERSION PKG [go flags...]: go install PKG@VERSION into DIR unless cached.
+# install DIR MODULE VERSION PKG [go build flags...]: builds PKG of MODULE@VERSION into DIR
+# unless cached. It builds inside the module's own source (downloaded through the module proxy)
+# as the main module, so that its go.mod replace/exclude directives apply (containerd v2.0.x has
+# excludes, which `go install pkg@version` refuses).
 install() {
 	local dir=$1 mod=$2 ver=$3 pkg=$4
 	shift 4
@@ -32,8 +38,13 @@ install() {
 		return
 	fi
 	echo "tools: building $pkg@$ver -> $dir"
-	local start=$SECONDS
-	GOBIN="$dir" GOFLAGS="-buildvcs=false" go install "$@" "$pkg@$ver"
+	local start=$SECONDS src
+	src=$(cd / && GOFLAGS=-mod=mod go mod download -json "$mod@$ver" | sed -n 's/^[[:space:]]*"Dir": "\(.*\)",$/\1/p')
+	[ -n "$src" ] || { echo "tools: cannot download $mod@$ver" >&2; exit 1; }
+	mkdir -p "$dir"
+	rm -f "$bin.version"
+	GOFLAGS="-buildvcs=false -mod=mod" GOWORK=off go build -C "$src" -o "$bin" "$@" "./${pkg#"$mod"}"
+	echo "$mod@$ver" >"$bin.version"
 	echo "tools: built ${pkg##*/} $ver in $((SECONDS - start))s"
 }
 

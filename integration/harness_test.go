@@ -66,4 +66,3 @@ func daemonPid(t *testing.T, c *harness.Containerd) int {
 	}
 	return int(resp.Pid)
 }
-
