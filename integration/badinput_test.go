@@ -131,12 +131,14 @@ func TestInvalidConfigJSON(t *testing.T) {
 	t.Cleanup(func() { shimDelete(t, c, id, bundle) })
 
 	addr, startErr := shimStart(t, c, id, bundle)
+	t.Logf("start: address %q, failure %q", addr, startErr)
 	if startErr != "" {
 		if !strings.Contains(startErr, "config.json") {
 			t.Errorf("start failed without naming config.json: %s", startErr)
 		}
 	} else {
 		createErr := shimCreate(t, addr, id, bundle)
+		t.Logf("Create: %v", createErr)
 		if createErr == nil {
 			t.Fatal("Create with an invalid config.json succeeded")
 		}

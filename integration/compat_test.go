@@ -88,6 +88,7 @@ func TestSameResultAsRunc(t *testing.T) {
 	if runc.code != 4 {
 		t.Fatalf("peer runc: code %d stdout %q stderr %q", runc.code, runc.stdout, runc.stderr)
 	}
+	t.Logf("runc: %+v\nbox:  %+v", runc, box)
 	if box != runc {
 		t.Errorf("box and runc differ:\nrunc: %+v\nbox:  %+v", runc, box)
 	}

@@ -216,6 +216,7 @@ func requireCreateFailed(t *testing.T, c *harness.Containerd, id string, err err
 	if err == nil {
 		t.Fatalf("NewTask %s succeeded, want an error mentioning one of %q", id, want)
 	}
+	t.Logf("NewTask %s failed as expected: %v", id, err)
 	msg := strings.ToLower(err.Error())
 	found := false
 	for _, w := range want {
@@ -228,4 +229,16 @@ func requireCreateFailed(t *testing.T, c *harness.Containerd, id string, err err
 		t.Errorf("NewTask %s returned NotImplemented, which makes containerd downgrade the task API", id)
 	}
 	c.RequireNoLeftovers(t, id, 10*time.Second)
+}
+
+// requireVisibleWhileRunning is the negative control for RequireNoLeftovers: while container id
+// runs, the probes must see its mount, cgroup, process and shim, or "nothing left" proves nothing.
+func requireVisibleWhileRunning(t *testing.T, c *harness.Containerd, id string) {
+	t.Helper()
+	left := strings.Join(c.Leftovers(id), "\n")
+	for _, kind := range []string{"mount:", "cgroup:", "process:", "shim:"} {
+		if !strings.Contains(left, kind) {
+			t.Errorf("negative control: no %s probe hit for running container %s; probes saw:\n%s", kind, id, left)
+		}
+	}
 }

@@ -55,7 +55,9 @@ func TestClientOutputAndExitCodes(t *testing.T) {
 		{"zero", "echo out; echo err >&2", 0, "out\n", "err\n"},
 		{"three", "echo three; exit 3", 3, "three\n", ""},
 		{"max", "exit 255", 255, "", ""},
-		{"sigkill-self", "kill -9 $$", 137, "", ""},
+		// pid 1 ignores signals from inside its namespace, so a child dies by SIGKILL here;
+		// the init's own death by signal (137, 143) is TestKillThenDeleteLeavesNothing's.
+		{"child-sigkill", `sh -c 'kill -9 $$'; exit $?`, 137, "", "Killed\n"},
 		{"env", `echo "$PATH"`, 0, "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin\n", ""},
 	} {
 		t.Run(tc.name, func(t *testing.T) {

@@ -35,6 +35,7 @@ func TestKillThenDeleteLeavesNothing(t *testing.T) {
 			ctr := newContainer(t, c, id, []string{"sh", "-c", script})
 			task, wait := startTask(t, c, ctr)
 			shim := oneShim(t, c, id)
+			requireVisibleWhileRunning(t, c, id)
 			if err := task.Kill(ctx, tc.sig); err != nil {
 				t.Fatal(err)
 			}
@@ -116,9 +117,7 @@ func TestShimCrash(t *testing.T) {
 	id := harness.RandID(t, "crash")
 	ctr := newContainer(t, c, id, []string{"sleep", "600"})
 	task, wait := startTask(t, c, ctr)
-	if len(harness.ProcessesInCgroup(c.CgroupPath(id))) == 0 {
-		t.Fatal("negative control: no process in the container's cgroup while it runs")
-	}
+	requireVisibleWhileRunning(t, c, id)
 	shim := oneShim(t, c, id)
 	if err := syscall.Kill(shim, syscall.SIGKILL); err != nil {
 		t.Fatal(err)
