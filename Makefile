@@ -41,12 +41,13 @@ lint:
 test:
 	hack/gotest.sh $(OUTPUT)/test.log ./...
 
-# -test.root goes after -args: placed before the packages, go test would take the next word as its value.
+# -test.root goes after -args (before the packages go test would take the next word as its value)
+# and only to test binaries that define it (hack/roottest.sh).
 root-test:
-	hack/gotest.sh $(OUTPUT)/root-test.log -count=1 ./oci/... ./runtime/... ./shim/... -args -test.root
+	hack/roottest.sh $(OUTPUT)/root-test.log ./oci/... ./runtime/... ./shim/...
 
 integration: build tools
-	$(INTEGRATION_ENV) hack/gotest.sh $(OUTPUT)/integration.log -count=1 -timeout 45m -v ./integration/... -args -test.root
+	$(INTEGRATION_ENV) GOTESTFLAGS="-timeout 45m -v" hack/roottest.sh $(OUTPUT)/integration.log ./integration/...
 
 # What CI runs (.ci/run). Every stage runs; the target fails if any failed.
 check: deps

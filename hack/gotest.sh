@@ -11,6 +11,10 @@ rc=$?
 grep -E '^(ok|FAIL|panic:|\?)|^ *--- (PASS|FAIL|SKIP)|^# |\.go:[0-9]+:[0-9]+: ' "$log" | grep -v '^\?' || true
 if [ $rc -ne 0 ]; then
 	echo "go test failed (exit $rc); failures with context:"
-	grep -E -B2 -A20 '^ *--- FAIL' "$log" | head -300 || true
+	if grep -qE '^ *--- FAIL' "$log"; then
+		grep -E -B2 -A20 '^ *--- FAIL' "$log" | head -300
+	else
+		head -40 "$log"
+	fi
 fi
 exit $rc
