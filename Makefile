@@ -26,7 +26,7 @@ build:
 install: build
 	install -D -m 0755 $(SHIM) $(DESTDIR)$(PREFIX)/bin/containerd-shim-box-v1
 
-tools:
+tools: deps
 	TOOLS=$(TOOLS) PEER=$(PEER) CONTAINERD_VERSION=$(CONTAINERD_VERSION) \
 		CONTAINERD20_VERSION=$(CONTAINERD20_VERSION) RUNC_VERSION=$(RUNC_VERSION) hack/tools.sh
 

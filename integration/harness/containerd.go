@@ -171,9 +171,13 @@ func (c *Containerd) config() string {
 	fmt.Fprintf(&b, "\n[ttrpc]\n  address = %q\n", c.TTRPCAddress)
 	fmt.Fprintf(&b, "\n[debug]\n  address = %q\n  level = \"debug\"\n", filepath.Join(c.Dir, "d.sock"))
 	// containerd >= 2.3 hands the socket dir to the shim in BootstrapParams.SocketDir. 2.0 has
-	// no such setting: there the shim picks its socket path itself.
-	if c.Version != "2.0" {
-		fmt.Fprintf(&b, "\n[plugins.\"io.containerd.shim.v1.manager\"]\n  socket_dir = %q\n", filepath.Join(c.Dir, "s"))
+	// no such setting, only extra shim env: BOX_SOCKET_DIR asks the shim for the same private
+	// dir (the shim falls back to /run/containerd/s when it does not honour it).
+	fmt.Fprintf(&b, "\n[plugins.\"io.containerd.shim.v1.manager\"]\n")
+	if c.Version == "2.0" {
+		fmt.Fprintf(&b, "  env = [%q]\n", "BOX_SOCKET_DIR="+filepath.Join(c.Dir, "s"))
+	} else {
+		fmt.Fprintf(&b, "  socket_dir = %q\n", filepath.Join(c.Dir, "s"))
 	}
 	return b.String()
 }
