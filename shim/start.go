@@ -18,6 +18,11 @@ import (
 // and group, so two containerds never share a daemon.
 const defaultSocketRoot = "/run/containerd/s"
 
+// socketDirEnv overrides defaultSocketRoot when containerd does not pass a
+// socket directory (containerd < 2.3 has no way to): set it in the runtime's
+// environment, e.g. through the runtime options of containerd's config.
+const socketDirEnv = "BOX_SOCKET_DIR"
+
 // Grouping annotations: containers carrying the same value share a daemon.
 const (
 	groupAnnotationCRI  = "io.kubernetes.cri.sandbox-id"
@@ -43,6 +48,9 @@ func start(ctx context.Context, f flags) error {
 	}
 	ctx = namespaces.WithNamespace(ctx, p.namespace)
 	root := p.socketDir
+	if root == "" {
+		root = os.Getenv(socketDirEnv)
+	}
 	if root == "" {
 		root = defaultSocketRoot
 	}
