@@ -51,12 +51,16 @@ integration: build tools
 
 # What CI runs (.ci/run). Every stage runs; the target fails if any failed.
 check: deps
-	@rc=0; \
+	@rm -f $(OUTPUT)/*.log; rc=0; \
 	$(MAKE) --no-print-directory lint || rc=1; \
 	$(MAKE) --no-print-directory test || rc=1; \
 	$(MAKE) --no-print-directory root-test || rc=1; \
 	$(MAKE) --no-print-directory integration || rc=1; \
-	if [ $$rc -ne 0 ]; then echo "check: FAILED (logs in $(OUTPUT)/*.log)"; else echo "check: ok"; fi; \
+	pass=$$(cat $(OUTPUT)/*.log | grep -cE '^ *--- PASS'); \
+	fail=$$(cat $(OUTPUT)/*.log | grep -cE '^ *--- FAIL'); \
+	skip=$$(cat $(OUTPUT)/*.log | grep -cE '^ *--- SKIP'); \
+	if [ $$rc -ne 0 ]; then echo "check: FAILED (logs in $(OUTPUT)/*.log)"; fi; \
+	echo "$$pass passed, $$fail failed, $$skip skipped"; \
 	exit $$rc
 
 demo: deps build tools

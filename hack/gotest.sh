@@ -1,14 +1,15 @@
 #!/usr/bin/env bash
-# gotest.sh LOG ARGS...: runs `go test ARGS...`, writes the whole output to LOG and prints the
-# summary lines (ok / FAIL / --- PASS|FAIL|SKIP / panic). Exits with go test's status.
+# gotest.sh LOG ARGS...: runs `go test -v ARGS...`, writes the whole output to LOG and prints the
+# package summary lines (ok / FAIL / panic), failures with context, and a count of the tests
+# that passed, failed and were skipped. Exits with go test's status.
 set -uo pipefail
 log=$1
 shift
 mkdir -p "$(dirname "$log")"
 echo "go test $*  (full log: $log)"
-go test "$@" >"$log" 2>&1
+go test -v "$@" >"$log" 2>&1
 rc=$?
-grep -E '^(ok|FAIL|panic:|\?)|^ *--- (PASS|FAIL|SKIP)|^# |\.go:[0-9]+:[0-9]+: ' "$log" | grep -v '^\?' || true
+grep -E '^(ok|FAIL|panic:)|^ *--- (FAIL|SKIP)|^# |\.go:[0-9]+:[0-9]+: ' "$log" | grep -vE '^\s+\S+_test\.go:[0-9]+: ' || true
 if [ $rc -ne 0 ]; then
 	echo "go test failed (exit $rc); failures with context:"
 	if grep -qE '^ *--- FAIL' "$log"; then
@@ -17,4 +18,8 @@ if [ $rc -ne 0 ]; then
 		head -40 "$log"
 	fi
 fi
+pass=$(grep -cE '^ *--- PASS' "$log")
+fail=$(grep -cE '^ *--- FAIL' "$log")
+skip=$(grep -cE '^ *--- SKIP' "$log")
+echo "tests: $pass passed, $fail failed, $skip skipped"
 exit $rc
