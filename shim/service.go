@@ -444,37 +444,7 @@ func notYet(what string) error {
 	return errgrpc.ToGRPC(fmt.Errorf("%s: not implemented yet by box: %w", what, errdefs.ErrNotImplemented))
 }
 
-// Pause is not served yet.
-func (s *service) Pause(ctx context.Context, r *taskAPI.PauseRequest) (*ptypes.Empty, error) {
-	return nil, notYet("pause")
-}
-
-// Resume is not served yet.
-func (s *service) Resume(ctx context.Context, r *taskAPI.ResumeRequest) (*ptypes.Empty, error) {
-	return nil, notYet("resume")
-}
-
 // Checkpoint is not served yet.
 func (s *service) Checkpoint(ctx context.Context, r *taskAPI.CheckpointTaskRequest) (*ptypes.Empty, error) {
 	return nil, notYet("checkpoint")
-}
-
-// Exec is not served yet.
-func (s *service) Exec(ctx context.Context, r *taskAPI.ExecProcessRequest) (*ptypes.Empty, error) {
-	return nil, notYet("exec")
-}
-
-// ResizePty is not served yet.
-func (s *service) ResizePty(ctx context.Context, r *taskAPI.ResizePtyRequest) (*ptypes.Empty, error) {
-	return nil, notYet("resize pty")
-}
-
-// Update is not served yet.
-func (s *service) Update(ctx context.Context, r *taskAPI.UpdateTaskRequest) (*ptypes.Empty, error) {
-	return nil, notYet("update")
-}
-
-// Stats is not served yet.
-func (s *service) Stats(ctx context.Context, r *taskAPI.StatsRequest) (*taskAPI.StatsResponse, error) {
-	return nil, notYet("stats")
 }
