@@ -57,8 +57,13 @@ func serve(ctx context.Context, f flags) error {
 	done := make(chan struct{})
 	stop := func() { once.Do(func() { close(done) }) }
 
+	oom, err := newOOMWatcher(events)
+	if err != nil {
+		return err
+	}
+	defer oom.close()
 	rp := newReaper()
-	svc := newService(rp, events, stop)
+	svc := newService(rp, events, oom, stop)
 	taskAPI.RegisterTTRPCTaskService(server, svc)
 
 	serveErr := make(chan error, 1)

@@ -33,6 +33,7 @@ import (
 type service struct {
 	reaper   *reaper
 	events   *eventQueue
+	oom      *oomWatcher
 	shutdown func()
 
 	mu sync.Mutex
@@ -40,8 +41,8 @@ type service struct {
 	containers map[string]*container // guarded by mu
 }
 
-func newService(r *reaper, ev *eventQueue, shutdown func()) *service {
-	return &service{reaper: r, events: ev, shutdown: shutdown, containers: make(map[string]*container)}
+func newService(r *reaper, ev *eventQueue, oom *oomWatcher, shutdown func()) *service {
+	return &service{reaper: r, events: ev, oom: oom, shutdown: shutdown, containers: make(map[string]*container)}
 }
 
 var _ taskAPI.TTRPCTaskService = (*service)(nil)
@@ -165,6 +166,9 @@ func (s *service) create(ctx context.Context, r *taskAPI.CreateTaskRequest) (_ *
 		IO:          &eventstypes.TaskIO{Stdin: r.Stdin, Stdout: r.Stdout, Stderr: r.Stderr, Terminal: r.Terminal},
 		Pid:         c.pid(),
 	})
+	if err := s.oom.add(c); err != nil {
+		log.G(ctx).WithError(err).WithField("id", c.id).Warn("watch for OOM kills")
+	}
 	// Watch for the exit only now, so TaskExit can't precede TaskCreate.
 	go s.watchExit(c)
 	return c, nil
@@ -199,6 +203,8 @@ func (s *service) watchExit(c *container) {
 	if err := writeExit(c.bundle, exitState{Pid: c.rt.Pid, Status: e.Status, ExitedAt: e.At}); err != nil {
 		log.L.WithError(err).WithField("id", c.id).Warn("write exit state")
 	}
+	// An OOM kill of init must be published before its exit.
+	s.oom.beforeExit(c)
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	c.exit = &e
@@ -306,6 +312,7 @@ func (s *service) delete(ctx context.Context, c *container) (runtime.Exit, error
 		return runtime.Exit{}, err
 	}
 
+	s.oom.remove(c)
 	var errs []error
 	if err := c.rt.Destroy(); err != nil {
 		errs = append(errs, err)
