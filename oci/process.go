@@ -112,6 +112,9 @@ func NewProcessPlan(p *specs.Process) (*ProcessPlan, error) {
 	if err != nil {
 		return nil, err
 	}
+	if err := checkUser(p.User); err != nil {
+		return nil, err
+	}
 	if p.OOMScoreAdj != nil && (*p.OOMScoreAdj < -1000 || *p.OOMScoreAdj > 1000) {
 		return nil, fieldErrorf("process.oomScoreAdj", "%d is outside -1000..1000", *p.OOMScoreAdj)
 	}
@@ -131,6 +134,26 @@ func NewProcessPlan(p *specs.Process) (*ProcessPlan, error) {
 		pp.OOMScoreAdj = &adj
 	}
 	return pp, nil
+}
+
+// invalidID is (uid_t)-1: setresuid(2) and friends read it as "leave
+// unchanged", so a process asking for it would silently keep root.
+const invalidID = ^uint32(0)
+
+// checkUser refuses ids the kernel cannot take as credentials.
+func checkUser(u specs.User) error {
+	if u.UID == invalidID {
+		return fieldErrorf("process.user.uid", "%d is not a valid uid", u.UID)
+	}
+	if u.GID == invalidID {
+		return fieldErrorf("process.user.gid", "%d is not a valid gid", u.GID)
+	}
+	for i, g := range u.AdditionalGids {
+		if g == invalidID {
+			return fieldErrorf(fmt.Sprintf("process.user.additionalGids[%d]", i), "%d is not a valid gid", g)
+		}
+	}
+	return nil
 }
 
 // checkArgs: execve(2) needs a program, and takes C strings.

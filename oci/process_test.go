@@ -2,8 +2,10 @@ package oci
 
 import (
 	"reflect"
+	"strings"
 	"testing"
 
+	"github.com/containerd/errdefs"
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 	"golang.org/x/sys/unix"
 )
@@ -201,5 +203,23 @@ func TestNewProcessPlanCopies(t *testing.T) {
 	p.Args[0], p.Env[0], p.User.AdditionalGids[0], *p.OOMScoreAdj = "x", "x", 9, 9
 	if pp.Args[0] != "/bin/app" || pp.Env[0] != "A=1" || pp.User.AdditionalGids[0] != 3 || *pp.OOMScoreAdj != -1000 {
 		t.Errorf("plan aliases the spec: %+v", pp)
+	}
+}
+
+// TestProcessUserInvalidID checks that (uid_t)-1, which setresuid reads as
+// "unchanged" (the process would keep root), is refused in every id field.
+func TestProcessUserInvalidID(t *testing.T) {
+	for name, u := range map[string]specs.User{
+		"process.user.uid":               {UID: ^uint32(0)},
+		"process.user.gid":               {GID: ^uint32(0)},
+		"process.user.additionalGids[1]": {AdditionalGids: []uint32{5, ^uint32(0)}},
+	} {
+		_, err := NewProcessPlan(&specs.Process{Args: []string{"true"}, Cwd: "/", User: u})
+		if !errdefs.IsInvalidArgument(err) || !strings.Contains(err.Error(), name) {
+			t.Errorf("%s: err = %v, want InvalidArgument naming it", name, err)
+		}
+	}
+	if _, err := NewProcessPlan(&specs.Process{Args: []string{"true"}, Cwd: "/", User: specs.User{UID: 4294967294, GID: 65534}}); err != nil {
+		t.Errorf("largest valid uid refused: %v", err)
 	}
 }
