@@ -11,6 +11,8 @@ import (
 
 	"github.com/containerd/containerd/v2/pkg/namespaces"
 	cshim "github.com/containerd/containerd/v2/pkg/shim"
+
+	"github.com/boxrt/containerd-shim-box-v1/runtime/cgroup"
 )
 
 // defaultSocketRoot is where daemon sockets go unless containerd says
@@ -42,6 +44,10 @@ func start(ctx context.Context, f flags) error {
 	if err != nil {
 		return err
 	}
+	opts, err := parseOptions(p.options)
+	if err != nil {
+		return err
+	}
 	bundle, err := os.Getwd()
 	if err != nil {
 		return err
@@ -58,7 +64,7 @@ func start(ctx context.Context, f flags) error {
 	if err != nil {
 		return err
 	}
-	if err := ensureDaemon(p, bundle, address); err != nil {
+	if err := ensureDaemon(p, opts, bundle, address); err != nil {
 		return err
 	}
 	if err := os.WriteFile(filepath.Join(bundle, "address"), []byte(address), 0o600); err != nil {
@@ -74,7 +80,7 @@ func start(ctx context.Context, f flags) error {
 
 // ensureDaemon starts a daemon listening on address unless one already
 // serves it (a grouped container). A stale socket is replaced.
-func ensureDaemon(p *startParams, bundle, address string) error {
+func ensureDaemon(p *startParams, opts Options, bundle, address string) error {
 	l, err := cshim.NewSocket(address)
 	if err != nil {
 		if !cshim.SocketEaddrinuse(err) {
@@ -120,14 +126,31 @@ func ensureDaemon(p *startParams, bundle, address string) error {
 		_ = cshim.RemoveSocket(address)
 		return fmt.Errorf("start daemon: %w", err)
 	}
-	// One above containerd's score: under memory pressure the kernel picks
-	// the daemon before containerd, never the other way round.
-	if err := cshim.AdjustOOMScore(cmd.Process.Pid); err != nil {
+	if err := placeDaemon(cmd.Process.Pid, opts); err != nil {
 		_ = cmd.Process.Kill()
 		_ = cshim.RemoveSocket(address)
-		return fmt.Errorf("adjust daemon oom score: %w", err)
+		return err
 	}
 	return cmd.Process.Release()
+}
+
+// placeDaemon moves the new daemon into the shim cgroup the options name and
+// sets its OOM score one above containerd's: under memory pressure the
+// kernel picks the daemon before containerd, never the other way round.
+func placeDaemon(pid int, opts Options) error {
+	if opts.ShimCgroup != "" {
+		cg, err := cgroup.Load(opts.ShimCgroup)
+		if err != nil {
+			return fmt.Errorf("runtime option ShimCgroup %s: %w", opts.ShimCgroup, err)
+		}
+		if err := cg.Add(pid); err != nil {
+			return fmt.Errorf("move daemon into ShimCgroup %s: %w", opts.ShimCgroup, err)
+		}
+	}
+	if err := cshim.AdjustOOMScore(pid); err != nil {
+		return fmt.Errorf("adjust daemon oom score: %w", err)
+	}
+	return nil
 }
 
 // groupID is the daemon a container belongs to: its pod (sandbox) or
