@@ -2,27 +2,272 @@ package shim
 
 import (
 	"context"
+	"encoding/json"
+	"fmt"
+	"strconv"
+	"strings"
 
+	eventstypes "github.com/containerd/containerd/api/events"
 	taskAPI "github.com/containerd/containerd/api/runtime/task/v3"
+	cruntime "github.com/containerd/containerd/v2/core/runtime"
 	ptypes "github.com/containerd/containerd/v2/pkg/protobuf/types"
+	"github.com/containerd/errdefs"
+	"github.com/containerd/errdefs/pkg/errgrpc"
+	"github.com/containerd/typeurl/v2"
+	specs "github.com/opencontainers/runtime-spec/specs-go"
+	"golang.org/x/sys/unix"
+
+	"github.com/boxrt/containerd-shim-box-v1/oci"
+	"github.com/boxrt/containerd-shim-box-v1/runtime/cgroup"
 )
 
-// Pause is not served yet.
+// Pause freezes every process of a running container (Running -> Paused) and publishes
+// TaskPaused.
 func (s *service) Pause(ctx context.Context, r *taskAPI.PauseRequest) (*ptypes.Empty, error) {
-	return nil, notYet("pause")
+	c, err := s.get(r.ID)
+	if err != nil {
+		return nil, errgrpc.ToGRPC(err)
+	}
+	if err := s.pause(c); err != nil {
+		return nil, errgrpc.ToGRPC(err)
+	}
+	return &ptypes.Empty{}, nil
 }
 
-// Resume is not served yet.
+// pause holds c.mu across the freeze, as the runc shim holds its process lock across `runc
+// pause`: a concurrent Resume, or the exit watcher's move to Stopped, waits until the cgroup
+// and the status agree.
+func (s *service) pause(c *container) error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if _, err := c.status.to(Paused); err != nil {
+		return fmt.Errorf("pause %s: %w", c.id, err)
+	}
+	if err := c.rt.Cgroup.Freeze(); err != nil {
+		return fmt.Errorf("pause %s: %w", c.id, err)
+	}
+	if err := c.transition(Paused); err != nil {
+		return err
+	}
+	s.events.send(c.namespace, cruntime.TaskPausedEventTopic, &eventstypes.TaskPaused{ContainerID: c.id})
+	return nil
+}
+
+// Resume thaws a paused container (Paused -> Running) and publishes TaskResumed.
 func (s *service) Resume(ctx context.Context, r *taskAPI.ResumeRequest) (*ptypes.Empty, error) {
-	return nil, notYet("resume")
+	c, err := s.get(r.ID)
+	if err != nil {
+		return nil, errgrpc.ToGRPC(err)
+	}
+	if err := s.resume(c); err != nil {
+		return nil, errgrpc.ToGRPC(err)
+	}
+	return &ptypes.Empty{}, nil
 }
 
-// Update is not served yet.
+func (s *service) resume(c *container) error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.status != Paused {
+		return fmt.Errorf("resume %s: task is %s, not paused: %w", c.id, c.status, errdefs.ErrFailedPrecondition)
+	}
+	if err := c.rt.Cgroup.Thaw(); err != nil {
+		return fmt.Errorf("resume %s: %w", c.id, err)
+	}
+	if err := c.transition(Running); err != nil {
+		return err
+	}
+	s.events.send(c.namespace, cruntime.TaskResumedEventTopic, &eventstypes.TaskResumed{ContainerID: c.id})
+	return nil
+}
+
+// thawIfKilled lets a SIGKILL sent to the init of a paused container take effect. A process
+// in a frozen cgroup v1 does not act on SIGKILL until it is thawed (cgroup.Cgroup.Kill thaws
+// for the same reason); on v2 the freezer lets fatal signals through, and the cgroup stays
+// frozen, as runc leaves it. The status stays Paused until the exit watcher sees init exit.
+//
+// Kill calls it after signalling init with sig.
+func (s *service) thawIfKilled(c *container, sig unix.Signal) error {
+	if sig != unix.SIGKILL || cgroup.Mode() != cgroup.ModeV1 {
+		return nil
+	}
+	c.mu.Lock()
+	paused := c.status == Paused
+	c.mu.Unlock()
+	if !paused {
+		return nil
+	}
+	if err := c.rt.Cgroup.Thaw(); err != nil && !errdefs.IsNotFound(err) {
+		return fmt.Errorf("thaw %s after SIGKILL: %w", c.id, err)
+	}
+	return nil
+}
+
+// Update applies new resource limits to the container's cgroup. Resources is an Any holding a
+// JSON specs.LinuxResources (what containerd's client and CRI send); each field set replaces
+// the current value, fields left unset keep theirs.
+//
+// Values are checked before anything is written (checkResources), and an invalid one fails
+// with InvalidArgument naming the linux.resources field. A value only the kernel refuses
+// (e.g. a memory limit below current usage) also fails with InvalidArgument naming the field,
+// but on cgroup v1 controllers are written one after another, so the controllers written
+// before it keep their new values.
+//
+// r.Annotations are accepted and ignored: box keeps no per-task annotations, and the runc
+// shim ignores them too.
+//
+// A created, running or paused task can be updated; a stopped or deleted one fails with
+// FailedPrecondition (the runc shim answers "cannot update a stopped container").
 func (s *service) Update(ctx context.Context, r *taskAPI.UpdateTaskRequest) (*ptypes.Empty, error) {
-	return nil, notYet("update")
+	c, err := s.get(r.ID)
+	if err != nil {
+		return nil, errgrpc.ToGRPC(err)
+	}
+	res, err := decodeResources(r)
+	if err != nil {
+		return nil, errgrpc.ToGRPC(fmt.Errorf("update %s: %w", c.id, err))
+	}
+	if err := s.update(c, res); err != nil {
+		return nil, errgrpc.ToGRPC(err)
+	}
+	return &ptypes.Empty{}, nil
 }
 
-// Stats is not served yet.
+func (s *service) update(c *container, res *specs.LinuxResources) error {
+	if err := checkResources(res); err != nil {
+		return fmt.Errorf("update %s: %w", c.id, err)
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	switch c.status {
+	case Created, Running, Paused:
+	default:
+		return fmt.Errorf("update %s: task is %s: %w", c.id, c.status, errdefs.ErrFailedPrecondition)
+	}
+	if err := c.rt.Cgroup.Update(withDefaultDevices(res)); err != nil {
+		return fmt.Errorf("update %s: %w", c.id, err)
+	}
+	return nil
+}
+
+// decodeResources returns the specs.LinuxResources r carries. Anything else (no resources,
+// another type, Windows resources, bad JSON) is an InvalidArgument.
+func decodeResources(r *taskAPI.UpdateTaskRequest) (*specs.LinuxResources, error) {
+	if r.Resources == nil {
+		return nil, fmt.Errorf("resources are required: %w", errdefs.ErrInvalidArgument)
+	}
+	want, err := typeurl.TypeURL(&specs.LinuxResources{})
+	if err != nil {
+		return nil, err
+	}
+	if r.Resources.GetTypeUrl() != want {
+		return nil, fmt.Errorf("resources of type %q, want %q: %w", r.Resources.GetTypeUrl(), want, errdefs.ErrInvalidArgument)
+	}
+	var res specs.LinuxResources
+	if err := json.Unmarshal(r.Resources.GetValue(), &res); err != nil {
+		return nil, fmt.Errorf("decode linux.resources: %w: %w", errdefs.ErrInvalidArgument, err)
+	}
+	return &res, nil
+}
+
+// withDefaultDevices appends the rules for the devices every container has when the update
+// rewrites the device rules: CRI sends the spec's whole resources, whose rules do not list
+// them, and Create appended them too (runtime.cgroupResources).
+func withDefaultDevices(res *specs.LinuxResources) *specs.LinuxResources {
+	if len(res.Devices) == 0 {
+		return res
+	}
+	out := *res
+	out.Devices = append(append([]specs.LinuxDeviceCgroup(nil), res.Devices...), oci.DefaultDeviceRules...)
+	return &out
+}
+
+// checkResources rejects values no cgroup version accepts, before anything is written, naming
+// the linux.resources field. It is pure; what it does not know the kernel judges.
+func checkResources(r *specs.LinuxResources) error {
+	bad := func(field, format string, args ...any) error {
+		return fmt.Errorf("linux.resources.%s: %s: %w", field, fmt.Sprintf(format, args...), errdefs.ErrInvalidArgument)
+	}
+	if m := r.Memory; m != nil {
+		for _, f := range []struct {
+			name string
+			v    *int64
+		}{{"memory.limit", m.Limit}, {"memory.reservation", m.Reservation}, {"memory.swap", m.Swap}, {"memory.kernel", m.Kernel}, {"memory.kernelTCP", m.KernelTCP}} {
+			if f.v != nil && *f.v < -1 {
+				return bad(f.name, "%d is neither a byte count nor -1 (unlimited)", *f.v)
+			}
+		}
+		if m.Limit != nil && m.Swap != nil && *m.Limit > 0 && *m.Swap >= 0 && *m.Swap < *m.Limit {
+			return bad("memory.swap", "%d is less than memory.limit %d (swap is memory+swap)", *m.Swap, *m.Limit)
+		}
+		if m.Swappiness != nil && *m.Swappiness > 100 {
+			return bad("memory.swappiness", "%d is above 100", *m.Swappiness)
+		}
+	}
+	if cpu := r.CPU; cpu != nil {
+		if cpu.Period != nil && *cpu.Period != 0 && (*cpu.Period < 1000 || *cpu.Period > 1000000) {
+			return bad("cpu.period", "%d µs is outside 1000..1000000", *cpu.Period)
+		}
+		if cpu.Quota != nil && *cpu.Quota != -1 && *cpu.Quota != 0 && *cpu.Quota < 1000 {
+			return bad("cpu.quota", "%d µs is neither -1 (unlimited) nor at least 1000", *cpu.Quota)
+		}
+		if err := checkList(cpu.Cpus); err != nil {
+			return bad("cpu.cpus", "%v", err)
+		}
+		if err := checkList(cpu.Mems); err != nil {
+			return bad("cpu.mems", "%v", err)
+		}
+	}
+	if b := r.BlockIO; b != nil && b.Weight != nil && *b.Weight != 0 && (*b.Weight < 10 || *b.Weight > 1000) {
+		return bad("blockIO.weight", "%d is outside 10..1000", *b.Weight)
+	}
+	return nil
+}
+
+// checkList checks the kernel's list format ("0-3,5"); empty means unchanged.
+func checkList(s string) error {
+	if s == "" {
+		return nil
+	}
+	for _, part := range strings.Split(s, ",") {
+		lo, hi, isRange := strings.Cut(part, "-")
+		a, err := strconv.ParseUint(lo, 10, 32)
+		if err != nil {
+			return fmt.Errorf("%q is not a list like 0-3,5", s)
+		}
+		if isRange {
+			b, err := strconv.ParseUint(hi, 10, 32)
+			if err != nil || b < a {
+				return fmt.Errorf("%q is not a list like 0-3,5", s)
+			}
+		}
+	}
+	return nil
+}
+
+// Stats returns the container's cgroup statistics: an io.containerd.cgroups.v1.Metrics on
+// cgroup v1 or io.containerd.cgroups.v2.Metrics on v2, the only types CRI decodes. It reads
+// cgroup files only and starts no process. A deleted cgroup fails with NotFound.
 func (s *service) Stats(ctx context.Context, r *taskAPI.StatsRequest) (*taskAPI.StatsResponse, error) {
-	return nil, notYet("stats")
+	c, err := s.get(r.ID)
+	if err != nil {
+		return nil, errgrpc.ToGRPC(err)
+	}
+	st, err := stats(c)
+	if err != nil {
+		return nil, errgrpc.ToGRPC(err)
+	}
+	return st, nil
+}
+
+func stats(c *container) (*taskAPI.StatsResponse, error) {
+	m, err := c.rt.Cgroup.Stats()
+	if err != nil {
+		return nil, fmt.Errorf("stats of %s: %w", c.id, err)
+	}
+	a, err := typeurl.MarshalAny(m)
+	if err != nil {
+		return nil, fmt.Errorf("stats of %s: encode %T: %w", c.id, m, err)
+	}
+	return &taskAPI.StatsResponse{Stats: typeurl.MarshalProto(a)}, nil
 }
