@@ -39,7 +39,11 @@ type CreateConfig struct {
 	// Plan is the validated plan of the bundle's spec (oci.NewPlan).
 	Plan *oci.Plan
 	// Stdio are the container's stdin, stdout and stderr; nil means /dev/null.
+	// Ignored when Terminal.
 	Stdio [3]*os.File
+	// Terminal gives the init process a pty from the container's devpts as
+	// its controlling terminal and stdio; Container.Console is the master.
+	Terminal bool
 	// Monitor collects the container's exit.
 	Monitor Monitor
 }
@@ -51,6 +55,9 @@ type Container struct {
 	Pid    int
 	Plan   *oci.Plan
 	Cgroup cgroup.Cgroup
+	// Console is the pty master when CreateConfig.Terminal, else nil. It is
+	// set when Create returns; the caller owns it and closes it.
+	Console *os.File
 
 	pidfd  int
 	sync   *syncConn
@@ -109,20 +116,18 @@ func Create(ctx context.Context, cfg CreateConfig) (_ *Container, retErr error) 
 			return nil, fmt.Errorf("add init %d to cgroup: %w", c.Pid, err)
 		}
 	}
-	if err := parent.send(message{Type: msgConfig, Config: &stageConfig{Bundle: cfg.Bundle, Spec: p.Spec}}); err != nil {
+	config := &stageConfig{Bundle: cfg.Bundle, Spec: p.Spec, Terminal: cfg.Terminal}
+	if err := parent.send(message{Type: msgConfig, Config: config}); err != nil {
 		return nil, fmt.Errorf("send config to init: %w", err)
 	}
-	m, err := parent.recv()
-	switch {
-	case errors.Is(err, errEOF):
+	console, err := awaitReady(parent, cfg.Terminal, "container init")
+	if errors.Is(err, errEOF) {
 		return nil, fmt.Errorf("container init exited during setup: %w", c.exitError())
-	case err != nil:
-		return nil, fmt.Errorf("read from container init: %w", err)
-	case m.Type == msgError:
-		return nil, remoteError(m)
-	case m.Type != msgReady:
-		return nil, fmt.Errorf("unexpected %q from container init", m.Type)
 	}
+	if err != nil {
+		return nil, err
+	}
+	c.Console = console
 	return c, nil
 }
 
@@ -131,7 +136,11 @@ func Create(ctx context.Context, cfg CreateConfig) (_ *Container, retErr error) 
 // OS thread that is discarded afterwards; the child inherits them.
 func (c *Container) spawn(cfg CreateConfig, exe string, child *os.File) error {
 	p := cfg.Plan
-	files := []uintptr{devNull(cfg.Stdio[0]), devNull(cfg.Stdio[1]), devNull(cfg.Stdio[2]), child.Fd()}
+	stdio := cfg.Stdio
+	if cfg.Terminal {
+		stdio = [3]*os.File{}
+	}
+	files := []uintptr{devNull(stdio[0]), devNull(stdio[1]), devNull(stdio[2]), child.Fd()}
 	pidfd := -1
 	sys := &syscall.SysProcAttr{
 		Cloneflags: p.CloneFlags,

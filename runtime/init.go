@@ -9,9 +9,11 @@ import (
 	"strings"
 
 	"github.com/containerd/errdefs"
+	specs "github.com/opencontainers/runtime-spec/specs-go"
 	"golang.org/x/sys/unix"
 
 	"github.com/boxrt/containerd-shim-box-v1/oci"
+	"github.com/boxrt/containerd-shim-box-v1/runtime/console"
 	"github.com/boxrt/containerd-shim-box-v1/runtime/process"
 	"github.com/boxrt/containerd-shim-box-v1/runtime/rootfs"
 )
@@ -54,11 +56,16 @@ func runInit(conn *syncConn) error {
 	if err != nil {
 		return err
 	}
-	ex, err := prepare(plan)
+	ex, master, err := prepare(plan, m.Config.Terminal)
 	if err != nil {
 		return err
 	}
-	if err := conn.send(message{Type: msgReady}); err != nil {
+	fd := -1
+	if master != nil {
+		defer master.Close()
+		fd = int(master.Fd())
+	}
+	if err := conn.sendFD(message{Type: msgReady, Console: master != nil}, fd); err != nil {
 		return fmt.Errorf("report ready: %w", err)
 	}
 	m, err = conn.recv()
@@ -76,29 +83,60 @@ func runInit(conn *syncConn) error {
 }
 
 // prepare builds the container around the calling process, in order:
-// root filesystem and pivot_root, hostname, sysctls, readonly and masked
-// paths, then the process's credentials (process.Prepare).
-func prepare(p *oci.Plan) (*process.Exec, error) {
+// root filesystem and pivot_root, the terminal (a pty of the container's
+// devpts, when asked), hostname, sysctls, readonly and masked paths, then
+// the process's credentials (process.Prepare). It returns the pty master
+// when there is a terminal.
+func prepare(p *oci.Plan, terminal bool) (_ *process.Exec, master *os.File, retErr error) {
 	if err := rootfs.Prepare(p); err != nil {
-		return nil, fmt.Errorf("prepare rootfs: %w", err)
+		return nil, nil, fmt.Errorf("prepare rootfs: %w", err)
 	}
+	if terminal {
+		// After rootfs.Prepare: /dev/ptmx is now the container's devpts.
+		var size *specs.Box
+		if p.Spec.Process != nil {
+			size = p.Spec.Process.ConsoleSize
+		}
+		m, err := console.Setup(size)
+		if err != nil {
+			return nil, nil, fmt.Errorf("set up terminal: %w", err)
+		}
+		master = m
+		defer func() {
+			if retErr != nil {
+				master.Close()
+			}
+		}()
+	}
+	if err := setNames(p); err != nil {
+		return nil, nil, err
+	}
+	if err := writeSysctls(p.Sysctl); err != nil {
+		return nil, nil, err
+	}
+	if err := rootfs.Finalize(p); err != nil {
+		return nil, nil, fmt.Errorf("finalize rootfs: %w", err)
+	}
+	ex, err := process.Prepare(p.Process)
+	if err != nil {
+		return nil, nil, err
+	}
+	return ex, master, nil
+}
+
+// setNames sets the hostname and domainname in the new UTS namespace.
+func setNames(p *oci.Plan) error {
 	if p.Hostname != "" {
 		if err := unix.Sethostname([]byte(p.Hostname)); err != nil {
-			return nil, fmt.Errorf("set hostname %q: %w", p.Hostname, err)
+			return fmt.Errorf("set hostname %q: %w", p.Hostname, err)
 		}
 	}
 	if p.Domainname != "" {
 		if err := unix.Setdomainname([]byte(p.Domainname)); err != nil {
-			return nil, fmt.Errorf("set domainname %q: %w", p.Domainname, err)
+			return fmt.Errorf("set domainname %q: %w", p.Domainname, err)
 		}
 	}
-	if err := writeSysctls(p.Sysctl); err != nil {
-		return nil, err
-	}
-	if err := rootfs.Finalize(p); err != nil {
-		return nil, fmt.Errorf("finalize rootfs: %w", err)
-	}
-	return process.Prepare(p.Process)
+	return nil
 }
 
 // writeSysctls writes linux.sysctl through the container's /proc/sys.

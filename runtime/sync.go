@@ -3,20 +3,36 @@ package runtime
 // The sync protocol between the daemon and a container-side stage.
 //
 // The daemon creates a SOCK_SEQPACKET socketpair (both ends close-on-exec) and
-// hands one end to the stage as fd 3. Every message is one JSON datagram.
+// hands one end to the stage as fd 3. Every message is one JSON datagram; a
+// "ready" that carries a console also carries the pty master as SCM_RIGHTS.
+//
+// Init ("containerd-shim-box-v1 init"):
 //
 //	daemon                                      box init (in the new namespaces)
 //	  |  clone(CLONE_NEW*, pidfd) ------------------>|  Go runtime starts, locks its thread,
 //	  |  [cgroup v1: write pid to cgroup.procs]      |  becomes non-dumpable, reads fd 3
-//	  |--- config {spec, bundle} ------------------->|
-//	  |                                              |  rootfs, pivot_root, hostname,
+//	  |--- config {spec, bundle, terminal} --------->|
+//	  |                                              |  rootfs, pivot_root, [pty from the
+//	  |                                              |  container's /dev/ptmx], hostname,
 //	  |                                              |  masked/readonly paths, rlimits,
 //	  |                                              |  user, capabilities, cwd
-//	  |<-- ready  |  error {message, kind} ----------|
+//	  |<-- ready [+ pty master]  |  error {message, kind}
 //	  |  (Create returns the pid)                    |  blocks reading fd 3
 //	  |--- start ----------------------------------->|
 //	  |                                              |  marks every fd >= 3 CLOEXEC, execve
 //	  |<-- EOF (execve closed fd 3)  |  error -------|
+//
+// Exec ("containerd-shim-box-v1 exec"):
+//
+//	daemon (locked thread, setns pid)           box exec
+//	  |  clone(CLONE_INTO_CGROUP, pidfd) ----------->|  C constructor: non-dumpable,
+//	  |  [cgroup v1: write pid to cgroup.procs]      |  setns(init pidfd, user|mnt|net|...)
+//	  |                                              |  [error datagram + exit 120]
+//	  |--- exec-config {process} ------------------->|  Go runtime starts
+//	  |                                              |  [pty], rlimits, user, caps, cwd
+//	  |<-- ready [+ pty master]  |  error -----------|
+//	  |--- start ----------------------------------->|  execve
+//	  |<-- EOF  |  error ----------------------------|
 //
 // The daemon never sends config before the child is in its cgroup, so every
 // process the container creates is accounted. EOF before "ready" means the
@@ -27,7 +43,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"os"
 
 	"github.com/containerd/errdefs"
@@ -44,10 +59,11 @@ const maxMsg = 4 << 20
 type msgType string
 
 const (
-	msgConfig msgType = "config"
-	msgReady  msgType = "ready"
-	msgStart  msgType = "start"
-	msgError  msgType = "error"
+	msgConfig     msgType = "config"
+	msgExecConfig msgType = "exec-config"
+	msgReady      msgType = "ready"
+	msgStart      msgType = "start"
+	msgError      msgType = "error"
 )
 
 // message is the one datagram type exchanged on the sync socket.
@@ -55,6 +71,10 @@ type message struct {
 	Type msgType `json:"type"`
 	// Config is set on msgConfig.
 	Config *stageConfig `json:"config,omitempty"`
+	// Process is set on msgExecConfig.
+	Process *specs.Process `json:"process,omitempty"`
+	// Console is set on msgReady when the datagram carries the pty master.
+	Console bool `json:"console,omitempty"`
 	// Error and Kind are set on msgError. Kind is the errdefs class name so
 	// the daemon can classify the failure for containerd.
 	Error string `json:"error,omitempty"`
@@ -65,6 +85,8 @@ type message struct {
 type stageConfig struct {
 	Bundle string      `json:"bundle"`
 	Spec   *specs.Spec `json:"spec"`
+	// Terminal asks for a pty from the container's devpts as stdio.
+	Terminal bool `json:"terminal,omitempty"`
 }
 
 // syncConn is one end of the socketpair.
@@ -80,7 +102,10 @@ func newSyncPair() (parent *syncConn, child *os.File, err error) {
 	return &syncConn{f: os.NewFile(uintptr(fds[0]), "sync")}, os.NewFile(uintptr(fds[1]), "sync-child"), nil
 }
 
-func (c *syncConn) send(m message) error {
+func (c *syncConn) send(m message) error { return c.sendFD(m, -1) }
+
+// sendFD sends m with fd attached as SCM_RIGHTS, or without when fd < 0.
+func (c *syncConn) sendFD(m message, fd int) error {
 	b, err := json.Marshal(m)
 	if err != nil {
 		return err
@@ -88,27 +113,104 @@ func (c *syncConn) send(m message) error {
 	if len(b) > maxMsg {
 		return fmt.Errorf("sync message of %d bytes exceeds %d: %w", len(b), maxMsg, errdefs.ErrInvalidArgument)
 	}
-	_, err = c.f.Write(b)
-	return err
+	if fd < 0 {
+		_, err = c.f.Write(b)
+		return err
+	}
+	raw, err := c.f.SyscallConn()
+	if err != nil {
+		return err
+	}
+	var serr error
+	if err := raw.Write(func(s uintptr) bool {
+		serr = unix.Sendmsg(int(s), b, unix.UnixRights(fd), nil, 0)
+		return serr != unix.EAGAIN
+	}); err != nil {
+		return err
+	}
+	return serr
 }
 
 // errEOF reports that the other end closed without a message.
 var errEOF = errors.New("sync socket closed")
 
 func (c *syncConn) recv() (message, error) {
-	buf := make([]byte, maxMsg)
-	n, err := c.f.Read(buf)
-	if n == 0 && (err == nil || errors.Is(err, io.EOF)) {
-		return message{}, errEOF
+	m, f, err := c.recvFD()
+	if f != nil {
+		f.Close()
+		return message{}, fmt.Errorf("unexpected descriptor with %q", m.Type)
 	}
+	return m, err
+}
+
+// recvFD reads one datagram and the descriptor it carries, if any, as a
+// close-on-exec *os.File the caller owns.
+func (c *syncConn) recvFD() (message, *os.File, error) {
+	raw, err := c.f.SyscallConn()
 	if err != nil {
-		return message{}, err
+		return message{}, nil, err
+	}
+	buf := make([]byte, maxMsg)
+	oob := make([]byte, unix.CmsgSpace(4*4))
+	var n, oobn, flags int
+	var rerr error
+	if err := raw.Read(func(s uintptr) bool {
+		n, oobn, flags, _, rerr = unix.Recvmsg(int(s), buf, oob, unix.MSG_CMSG_CLOEXEC)
+		return rerr != unix.EAGAIN
+	}); err != nil {
+		return message{}, nil, err
+	}
+	if rerr != nil {
+		return message{}, nil, rerr
+	}
+	files, err := receivedFiles(oob[:oobn])
+	if err != nil {
+		return message{}, nil, err
+	}
+	var f *os.File
+	switch {
+	case len(files) > 1 || flags&(unix.MSG_TRUNC|unix.MSG_CTRUNC) != 0:
+		closeAll(files)
+		return message{}, nil, errors.New("truncated or oversized sync message")
+	case len(files) == 1:
+		f = files[0]
+	case n == 0:
+		return message{}, nil, errEOF
 	}
 	var m message
 	if err := json.Unmarshal(buf[:n], &m); err != nil {
-		return message{}, fmt.Errorf("decode sync message: %w", err)
+		closeAll(files)
+		return message{}, nil, fmt.Errorf("decode sync message: %w", err)
 	}
-	return m, nil
+	return m, f, nil
+}
+
+// receivedFiles turns the SCM_RIGHTS descriptors of oob into files.
+func receivedFiles(oob []byte) ([]*os.File, error) {
+	if len(oob) == 0 {
+		return nil, nil
+	}
+	cmsgs, err := unix.ParseSocketControlMessage(oob)
+	if err != nil {
+		return nil, fmt.Errorf("parse control message: %w", err)
+	}
+	var files []*os.File
+	for _, cm := range cmsgs {
+		fds, err := unix.ParseUnixRights(&cm)
+		if err != nil {
+			continue
+		}
+		for _, fd := range fds {
+			files = append(files, os.NewFile(uintptr(fd), "received"))
+		}
+	}
+	return files, nil
+}
+
+func closeAll(files []*os.File) {
+	for _, f := range files {
+		f.Close()
+	}
 }
 
 func (c *syncConn) close() error { return c.f.Close() }
