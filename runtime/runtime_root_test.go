@@ -89,7 +89,7 @@ func testBundle(t *testing.T, args ...string) (bundle string, spec *specs.Spec, 
 	if err := os.WriteFile(filepath.Join(root, "bin/busybox"), b, 0o755); err != nil {
 		t.Fatal(err)
 	}
-	for _, l := range []string{"sh", "ls", "cat", "hostname", "echo", "grep", "readlink", "sleep", "true", "tty", "stty", "env", "id"} {
+	for _, l := range []string{"sh", "ls", "cat", "hostname", "echo", "grep", "readlink", "sleep", "true", "tty", "stty", "env", "id", "cut"} {
 		if err := os.Symlink("busybox", filepath.Join(root, "bin", l)); err != nil {
 			t.Fatal(err)
 		}
