@@ -121,3 +121,20 @@ func TestInitTerminal(t *testing.T) {
 		t.Errorf("%d fds on the pty, want 3:\n%s", n, got)
 	}
 }
+
+// TestExecTerminalRefusesFakePtmx checks the exec stage takes a pty only
+// from the pty multiplexer: a regular file a container process put at
+// /dev/ptmx is refused with a clear error.
+func TestExecTerminalRefusesFakePtmx(t *testing.T) {
+	testutil.RequiresRoot(t)
+	c, spec, mon := startContainer(t, "sleep", "100")
+	if out, e, err := execInto(t, c, mon, execSpec(spec, "sh", "-c", "rm /dev/ptmx && echo fake > /dev/ptmx")); err != nil || e.Status != 0 {
+		t.Fatalf("replace /dev/ptmx: %v %v %s", err, e, out)
+	}
+	ps := execSpec(spec, "tty")
+	ps.Terminal = true
+	_, err := c.Exec(context.Background(), ProcessConfig{ID: "e", Spec: ps, Monitor: mon})
+	if err == nil || !strings.Contains(err.Error(), "not the pty multiplexer") {
+		t.Fatalf("err = %v, want a refusal of the fake /dev/ptmx", err)
+	}
+}

@@ -1,0 +1,72 @@
+package runtime
+
+import (
+	"errors"
+	"os"
+	"os/exec"
+	"strings"
+	"testing"
+
+	"golang.org/x/sys/unix"
+)
+
+// runStage runs this test binary as the exec stage with env, with fd 3 a
+// sync socket, and returns its exit code, stderr and what it sent on fd 3.
+func runStage(t *testing.T, env ...string) (int, string, string) {
+	t.Helper()
+	parent, child, err := newSyncPair()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer parent.close()
+	cmd := exec.Command(os.Args[0], "exec")
+	cmd.Env = env
+	cmd.ExtraFiles = []*os.File{child}
+	var stderr strings.Builder
+	cmd.Stderr = &stderr
+	err = cmd.Run()
+	child.Close()
+	code := 0
+	var ee *exec.ExitError
+	if errors.As(err, &ee) {
+		code = ee.ExitCode()
+	} else if err != nil {
+		t.Fatal(err)
+	}
+	var sent string
+	if m, err := parent.recv(); err == nil {
+		sent = remoteError(m).Error()
+	}
+	return code, stderr.String(), sent
+}
+
+// TestNsenterRefusesMalformed checks the constructor's strict parsing: a
+// malformed _BOX_NSENTER stops the stage before the Go runtime starts.
+func TestNsenterRefusesMalformed(t *testing.T) {
+	for _, v := range []string{"", "x", "3", "3,4", "3,4,", "3,4,10", "3,4,0x", "3,4,0xg", "3,4,0x1",
+		"3,4,0x20000,extra", "-3,4,0x0", "3,3,0x0", "2,4,0x0", "3,4,0x0,keep-dumpable,x", "3,99999999999999999999,0x0"} {
+		code, stderr, _ := runStage(t, nsenterEnv+"="+v)
+		if code != 120 || !strings.Contains(stderr, "malformed _BOX_NSENTER") {
+			t.Errorf("%s=%q: exit %d, stderr %q; want 120 and a malformed error", nsenterEnv, v, code, stderr)
+		}
+	}
+}
+
+// TestNsenterReportsSetnsFailure checks a failed setns reaches the daemon
+// as an error datagram on the sync socket.
+func TestNsenterReportsSetnsFailure(t *testing.T) {
+	// fd 4 is not open in the stage: setns fails with EBADF.
+	code, _, sent := runStage(t, nsenterEnv+"=3,4,0x4000000")
+	if code != 120 || !strings.Contains(strings.ToLower(sent), "nsenter: setns(init pidfd): "+unix.EBADF.Error()) {
+		t.Errorf("exit %d, sent %q", code, sent)
+	}
+}
+
+// TestExecStageNeedsConstructor checks the Go side of the exec stage
+// refuses to run when the constructor did not join any namespace.
+func TestExecStageNeedsConstructor(t *testing.T) {
+	code, _, sent := runStage(t)
+	if code != 1 || !strings.Contains(sent, "namespaces not joined") {
+		t.Errorf("exit %d, sent %q", code, sent)
+	}
+}
