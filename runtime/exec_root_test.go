@@ -37,6 +37,14 @@ func reportDumpable() {
 func startContainer(t *testing.T, args ...string) (*Container, *specs.Spec, Monitor) {
 	t.Helper()
 	bundle, spec, _ := testBundle(t, args...)
+	c, mon := createStarted(t, bundle, spec)
+	return c, spec, mon
+}
+
+// createStarted creates and starts the bundle's container and removes it
+// when the test ends.
+func createStarted(t *testing.T, bundle string, spec *specs.Spec) (*Container, Monitor) {
+	t.Helper()
 	plan, err := oci.NewPlan(spec, bundle)
 	if err != nil {
 		t.Fatal(err)
@@ -58,7 +66,7 @@ func startContainer(t *testing.T, args ...string) (*Container, *specs.Spec, Moni
 			t.Errorf("destroy: %v", err)
 		}
 	})
-	return c, spec, mon
+	return c, mon
 }
 
 // execSpec is the container's process spec running args.
@@ -88,11 +96,32 @@ func execInto(t *testing.T, c *Container, mon Monitor, p *specs.Process) (string
 }
 
 // TestExecNamespacesCgroupEnv checks an exec'd process is in every
-// namespace and the cgroup of the init, with the spec's environment only.
+// namespace and the cgroup of the init, with the spec's environment only;
+// also for a container with its own cgroup and time namespaces.
 func TestExecNamespacesCgroupEnv(t *testing.T) {
 	testutil.RequiresRoot(t)
-	c, spec, mon := startContainer(t, "sleep", "100")
-	script := `echo pid=$$; for n in pid mnt net uts ipc cgroup user; do echo $n=$(readlink /proc/self/ns/$n); done
+	t.Run("default", func(t *testing.T) { testExecNamespaces(t, nil) })
+	t.Run("cgroup+time", func(t *testing.T) {
+		testExecNamespaces(t, []specs.LinuxNamespaceType{specs.CgroupNamespace, specs.TimeNamespace})
+	})
+}
+
+func testExecNamespaces(t *testing.T, extra []specs.LinuxNamespaceType) {
+	bundle, spec, _ := testBundle(t, "sleep", "100")
+	for _, ns := range extra {
+		spec.Linux.Namespaces = append(spec.Linux.Namespaces, specs.LinuxNamespace{Type: ns})
+	}
+	c, mon := createStarted(t, bundle, spec)
+	for _, ns := range extra {
+		// So that the test shows a join, not two processes left in ours.
+		name := map[specs.LinuxNamespaceType]string{specs.CgroupNamespace: "cgroup", specs.TimeNamespace: "time"}[ns]
+		own, _ := os.Readlink("/proc/self/ns/" + name)
+		init, _ := os.Readlink(fmt.Sprintf("/proc/%d/ns/%s", c.Pid, name))
+		if own == init {
+			t.Fatalf("init shares the test's %s namespace %s", name, own)
+		}
+	}
+	script := `echo pid=$$; for n in pid mnt net uts ipc cgroup user time; do echo $n=$(readlink /proc/self/ns/$n); done
 echo self=$(cat /proc/self/cgroup | tr '\n' ' '); echo init=$(cat /proc/1/cgroup | tr '\n' ' '); env`
 	ps := execSpec(spec, "sh", "-c", script)
 	ps.Env = []string{"PATH=/bin", "FOO=bar"}
@@ -109,7 +138,7 @@ echo self=$(cat /proc/self/cgroup | tr '\n' ' '); echo init=$(cat /proc/1/cgroup
 			lines[k] = v
 		}
 	}
-	for _, ns := range []string{"pid", "mnt", "net", "uts", "ipc", "cgroup", "user"} {
+	for _, ns := range []string{"pid", "mnt", "net", "uts", "ipc", "cgroup", "user", "time"} {
 		want, err := os.Readlink(fmt.Sprintf("/proc/%d/ns/%s", c.Pid, ns))
 		if err != nil {
 			t.Fatal(err)
