@@ -109,8 +109,9 @@ func (c *Container) Exec(ctx context.Context, cfg ProcessConfig) (_ *Process, re
 	if err != nil {
 		return nil, fmt.Errorf("exec %s: %w", cfg.ID, err)
 	}
+	killed := false
 	defer func() {
-		if retErr != nil {
+		if retErr != nil && !killed {
 			p.kill()
 		}
 	}()
@@ -124,6 +125,10 @@ func (c *Container) Exec(ctx context.Context, cfg ProcessConfig) (_ *Process, re
 		return nil, fmt.Errorf("send config to exec %s: %w", cfg.ID, err)
 	}
 	console, err := awaitReady(parent, plan.Terminal, "exec "+cfg.ID)
+	if errors.Is(err, errEOF) {
+		killed = true
+		return nil, fmt.Errorf("%w (exit status %d)", err, p.kill().Status)
+	}
 	if err != nil {
 		return nil, err
 	}
@@ -200,13 +205,15 @@ func awaitExecve(conn *syncConn, msg msgType, who string) error {
 	}
 }
 
-// kill ends a process whose exec failed and collects its exit.
-func (p *Process) kill() {
+// kill ends a process whose exec failed and collects its exit. Call it
+// once: the exit is delivered only once.
+func (p *Process) kill() Exit {
 	p.mu.Lock()
 	if p.pidfd >= 0 {
 		_ = unix.PidfdSendSignal(p.pidfd, unix.SIGKILL, nil, 0)
 	}
 	p.mu.Unlock()
-	<-p.exited
+	e := <-p.exited
 	p.Close()
+	return e
 }

@@ -116,8 +116,8 @@ func testExecNamespaces(t *testing.T, extra []specs.LinuxNamespaceType) {
 		// So that the test shows a join, not two processes left in ours.
 		name := map[specs.LinuxNamespaceType]string{specs.CgroupNamespace: "cgroup", specs.TimeNamespace: "time"}[ns]
 		own, _ := os.Readlink("/proc/self/ns/" + name)
-		init, _ := os.Readlink(fmt.Sprintf("/proc/%d/ns/%s", c.Pid, name))
-		if own == init {
+		initNS, _ := os.Readlink(fmt.Sprintf("/proc/%d/ns/%s", c.Pid, name))
+		if own == initNS {
 			t.Fatalf("init shares the test's %s namespace %s", name, own)
 		}
 	}
