@@ -128,7 +128,27 @@ func Create(ctx context.Context, cfg CreateConfig) (_ *Container, retErr error) 
 		return nil, err
 	}
 	c.Console = console
+	if err := applyDeferredPids(cg, p); err != nil {
+		return nil, err
+	}
 	return c, nil
+}
+
+// applyDeferredPids sets the pids limit once the init stage is ready.
+//
+// The limit counts threads, and the Go init stage runs several: a limit as
+// low as a container may legitimately ask for (pids.max=4) would stop the
+// stage from starting its runtime. Lowering pids.max below the current
+// count is allowed; after execve the container's process is one thread,
+// and nothing the container runs exists before the limit is in place.
+func applyDeferredPids(cg cgroup.Cgroup, p *oci.Plan) error {
+	if p.Resources == nil || p.Resources.Pids == nil {
+		return nil
+	}
+	if err := cg.Update(&specs.LinuxResources{Pids: p.Resources.Pids}); err != nil {
+		return fmt.Errorf("linux.resources.pids: %w", err)
+	}
+	return nil
 }
 
 // spawn starts the init stage in its namespaces. Namespaces given by path
@@ -343,6 +363,7 @@ func cgroupResources(p *oci.Plan) *specs.LinuxResources {
 	if p.Resources != nil {
 		r = *p.Resources
 	}
+	r.Pids = nil // applied by applyDeferredPids
 	r.Devices = append(append([]specs.LinuxDeviceCgroup(nil), r.Devices...), oci.DefaultDeviceRules...)
 	return &r
 }
