@@ -140,7 +140,7 @@ func TestHighWord(t *testing.T) {
 	}{
 		{x86(unix.SYS_GETPID, 5), retAllow},
 		{x86(unix.SYS_GETPID, 0x1_00000005), errno(unix.EPERM)}, // low word equal, high differs
-		{x86(unix.SYS_GETPPID, 0, 0x1_00000000), retAllow},           // low word 0, high 1
+		{x86(unix.SYS_GETPPID, 0, 0x1_00000000), retAllow},      // low word 0, high 1
 		{x86(unix.SYS_GETPPID, 0, 0xffffffff), errno(unix.EPERM)},
 		{x86(unix.SYS_GETUID, 0, 0, 0, 0, 0, 0x1abcdef0_12345671), retAllow},
 		{x86(unix.SYS_GETUID, 0, 0, 0, 0, 0, 0x2abcdef0_12345671), errno(unix.EPERM)},
