@@ -58,10 +58,12 @@ type Program struct {
 //     above the highest one the profile names for an ABI returns ENOSYS, so
 //     that libc falls back from syscalls newer than the profile (runc's
 //     patchbpf). An ABI for which no name resolves gets no ENOSYS range.
+//     Unlike runc, the native ABI gets it even when architectures is empty.
 //   - On i386 only the low 32 bits of arguments and operands are compared.
 //   - Flags: TSYNC is ignored; LOG, SPEC_ALLOW pass through;
 //     WAIT_KILLABLE_RECV is kept only with a listener.
-//   - SCMP_ACT_NOTIFY is refused as the default action and for write.
+//   - SCMP_ACT_NOTIFY is refused as the default action and for write. Any
+//     NOTIFY rule sets NeedsListener, even if none of its names resolves.
 //
 // Errors wrap errdefs.ErrInvalidArgument and name the offending field, or
 // errdefs.ErrNotImplemented on an architecture without syscall tables.
