@@ -54,6 +54,7 @@ func NewPlan(s *specs.Spec, bundle string) (*Plan, error) {
 		return nil, fieldErrorf("linux", "missing")
 	}
 	l := s.Linux
+	proc.Seccomp = l.Seccomp
 	ns, err := planNamespaces(l.Namespaces)
 	if err != nil {
 		return nil, err

@@ -79,6 +79,9 @@ type ProcessPlan struct {
 	// Rlimits in spec order.
 	Rlimits         []Rlimit
 	NoNewPrivileges bool
+	// Seccomp is the container's linux.seccomp, applied to every process
+	// of the container (init and execs). Nil means no filter.
+	Seccomp *specs.LinuxSeccomp
 	// OOMScoreAdj is written to /proc/self/oom_score_adj when set.
 	OOMScoreAdj *int
 	Terminal    bool

@@ -14,6 +14,7 @@ import (
 
 	"github.com/boxrt/containerd-shim-box-v1/oci"
 	"github.com/boxrt/containerd-shim-box-v1/runtime/cgroup"
+	"github.com/boxrt/containerd-shim-box-v1/runtime/process"
 )
 
 // Exit is how a process ended.
@@ -84,6 +85,11 @@ func Create(ctx context.Context, cfg CreateConfig) (_ *Container, retErr error) 
 		}
 	}()
 
+	// Refuse a bad seccomp profile before anything runs; the stage
+	// compiles it again where it loads it.
+	if _, err := process.CompileSeccomp(p.Spec.Linux.Seccomp); err != nil {
+		return nil, err
+	}
 	exe, err := SealedExe()
 	if err != nil {
 		return nil, err

@@ -121,7 +121,7 @@ func (c *Container) Exec(ctx context.Context, cfg ProcessConfig) (_ *Process, re
 			return nil, fmt.Errorf("add exec %s (pid %d) to cgroup: %w", cfg.ID, p.Pid, err)
 		}
 	}
-	if err := parent.send(message{Type: msgExecConfig, Process: cfg.Spec}); err != nil {
+	if err := parent.send(message{Type: msgExecConfig, Process: cfg.Spec, Seccomp: c.Plan.Spec.Linux.Seccomp}); err != nil {
 		return nil, fmt.Errorf("send config to exec %s: %w", cfg.ID, err)
 	}
 	console, err := awaitReady(parent, plan.Terminal, "exec "+cfg.ID)

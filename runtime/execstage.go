@@ -54,6 +54,7 @@ func runExec(conn *syncConn) error {
 	if err != nil {
 		return err
 	}
+	plan.Seccomp = m.Seccomp
 	master := -1
 	if plan.Terminal {
 		f, err := console.Setup(m.Process.ConsoleSize)

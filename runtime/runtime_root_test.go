@@ -15,10 +15,12 @@ import (
 	"testing"
 	"time"
 
+	cseccomp "github.com/containerd/containerd/v2/contrib/seccomp"
 	"github.com/containerd/containerd/v2/core/containers"
 	"github.com/containerd/containerd/v2/pkg/namespaces"
 	coci "github.com/containerd/containerd/v2/pkg/oci"
 	"github.com/containerd/containerd/v2/pkg/testutil"
+	"github.com/containerd/errdefs"
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 	"golang.org/x/sys/unix"
 
@@ -260,5 +262,62 @@ func TestCreateFailsCleanly(t *testing.T) {
 	}
 	if out, _ := exec.Command("sh", "-c", "grep -l "+bundle+" /proc/*/mountinfo 2>/dev/null | head -1").Output(); len(out) != 0 {
 		t.Errorf("mounts of the bundle remain")
+	}
+}
+
+// denyMkdir is a profile that allows everything but mkdir/mkdirat, which
+// fail with EACCES.
+func denyMkdir() *specs.LinuxSeccomp {
+	eacces := uint(unix.EACCES)
+	return &specs.LinuxSeccomp{
+		DefaultAction: specs.ActAllow,
+		Architectures: []specs.Arch{specs.ArchX86_64, specs.ArchX86, specs.ArchX32},
+		Syscalls: []specs.LinuxSyscall{{
+			Names: []string{"mkdir", "mkdirat"}, Action: specs.ActErrno, ErrnoRet: &eacces,
+		}},
+	}
+}
+
+// TestSeccompApplied checks that linux.seccomp reaches the container's
+// process, with and without no_new_privs, and containerd's default profile
+// runs a shell. Negative control: without the profile mkdir succeeds.
+func TestSeccompApplied(t *testing.T) {
+	testutil.RequiresRoot(t)
+	const script = "mkdir /tmp/d && echo made || echo refused"
+	cases := []struct {
+		name string
+		set  func(*specs.Spec)
+		want string
+	}{
+		{"none", func(s *specs.Spec) {}, "made"},
+		{"nnp", func(s *specs.Spec) { s.Linux.Seccomp = denyMkdir(); s.Process.NoNewPrivileges = true }, "refused"},
+		{"privileged", func(s *specs.Spec) { s.Linux.Seccomp = denyMkdir(); s.Process.NoNewPrivileges = false }, "refused"},
+		{"containerd default", func(s *specs.Spec) { s.Linux.Seccomp = cseccomp.DefaultProfile(s) }, "made"},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			bundle, spec, _ := testBundle(t, "sh", "-c", script)
+			tc.set(spec)
+			out, e := runContainer(t, bundle, spec, nil)
+			if e.Status != 0 || !strings.Contains(out, tc.want) {
+				t.Fatalf("exit %d, output %q, want %q", e.Status, out, tc.want)
+			}
+		})
+	}
+}
+
+// TestSeccompBadProfile checks that a bad profile fails Create with an
+// InvalidArgument error naming the field, before anything runs.
+func TestSeccompBadProfile(t *testing.T) {
+	testutil.RequiresRoot(t)
+	bundle, spec, _ := testBundle(t, "true")
+	spec.Linux.Seccomp = &specs.LinuxSeccomp{DefaultAction: "SCMP_ACT_BOGUS"}
+	plan, err := oci.NewPlan(spec, bundle)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = Create(context.Background(), CreateConfig{ID: "t", Bundle: bundle, Plan: plan, Monitor: &testMonitor{}})
+	if !errdefs.IsInvalidArgument(err) || !strings.Contains(err.Error(), "linux.seccomp") {
+		t.Fatalf("err = %v, want InvalidArgument naming linux.seccomp", err)
 	}
 }

@@ -73,6 +73,9 @@ type message struct {
 	Config *stageConfig `json:"config,omitempty"`
 	// Process is set on msgExecConfig.
 	Process *specs.Process `json:"process,omitempty"`
+	// Seccomp is the container's filter, set on msgExecConfig: execs get
+	// the same filter as init.
+	Seccomp *specs.LinuxSeccomp `json:"seccomp,omitempty"`
 	// Console is set on msgReady when the datagram carries the pty master.
 	Console bool `json:"console,omitempty"`
 	// Error and Kind are set on msgError. Kind is the errdefs class name so

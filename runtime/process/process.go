@@ -16,6 +16,7 @@ import (
 	"syscall"
 
 	"github.com/boxrt/containerd-shim-box-v1/oci"
+	"github.com/boxrt/containerd-shim-box-v1/runtime/seccomp"
 	"github.com/containerd/errdefs"
 	"golang.org/x/sys/unix"
 )
@@ -27,6 +28,8 @@ type Exec struct {
 	Path string
 	// Argv and Env are passed to execve as they are; Env has HOME.
 	Argv, Env []string
+	// filter is loaded by Run right before execve (no_new_privs case).
+	filter *seccomp.Program
 }
 
 // Prepare applies the process plan to the calling thread and returns the
@@ -60,6 +63,10 @@ type Exec struct {
 // On error the thread is left half-changed and must not be reused for
 // anything but reporting the error and exiting.
 func Prepare(p *oci.ProcessPlan) (*Exec, error) {
+	filter, err := CompileSeccomp(p.Seccomp)
+	if err != nil {
+		return nil, err
+	}
 	if err := setRlimits(p.Rlimits); err != nil {
 		return nil, err
 	}
@@ -83,6 +90,15 @@ func Prepare(p *oci.ProcessPlan) (*Exec, error) {
 	if err != nil {
 		return nil, err
 	}
+	if filter != nil && !p.NoNewPrivileges {
+		// Without no_new_privs, loading a filter needs CAP_SYS_ADMIN: load
+		// it while the thread still has every capability. The rest of the
+		// setup then runs under it, as it does with runc.
+		if err := loadSeccomp(filter); err != nil {
+			return nil, err
+		}
+		filter = nil
+	}
 	if err := dropBounding(p.Caps.Bounding); err != nil {
 		return nil, err
 	}
@@ -99,7 +115,7 @@ func Prepare(p *oci.ProcessPlan) (*Exec, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &Exec{Path: path, Argv: p.Args, Env: env}, nil
+	return &Exec{Path: path, Argv: p.Args, Env: env, filter: filter}, nil
 }
 
 // Run marks every file descriptor above stderr close-on-exec and execve's
@@ -114,6 +130,13 @@ func Prepare(p *oci.ProcessPlan) (*Exec, error) {
 func (e *Exec) Run() error {
 	if err := cloexecFDs(); err != nil {
 		return err
+	}
+	if e.filter != nil {
+		// With no_new_privs the filter goes on as late as possible, so
+		// it constrains only the container's program.
+		if err := loadSeccomp(e.filter); err != nil {
+			return err
+		}
 	}
 	err := unix.Exec(e.Path, e.Argv, e.Env)
 	return execError(e.Argv[0], fmt.Errorf("execve %s: %w", e.Path, err))
