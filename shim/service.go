@@ -128,7 +128,7 @@ func (s *service) create(ctx context.Context, r *taskAPI.CreateTaskRequest) (_ *
 			}
 		}
 	}()
-	io, err := openStdio(r.Stdin, r.Stdout, r.Stderr, r.Terminal)
+	io, err := openStdio(ctx, stdioConfig{ID: r.ID, Namespace: ns, Stdin: r.Stdin, Stdout: r.Stdout, Stderr: r.Stderr, Terminal: r.Terminal, Monitor: s.reaper})
 	if err != nil {
 		return nil, err
 	}
