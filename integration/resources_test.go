@@ -74,11 +74,7 @@ func TestPauseResume(t *testing.T) {
 
 // TestKillPausedTask verifies that SIGKILL to the init of a paused container ends it: a
 // process in a frozen v1 cgroup acts on SIGKILL only once thawed.
-//
-// It needs service.Kill to call s.thawIfKilled(c, sig) after signalling init (shim/resources.go);
-// until that call site changes it is skipped.
 func TestKillPausedTask(t *testing.T) {
-	t.Skip("needs service.Kill to call thawIfKilled after signalling init")
 	c := startBox(t)
 	ctx := c.Context(t)
 	id := harness.RandID(t, "killpaused")

@@ -10,6 +10,7 @@ import (
 
 	eventstypes "github.com/containerd/containerd/api/events"
 	taskAPI "github.com/containerd/containerd/api/runtime/task/v3"
+	"github.com/containerd/containerd/api/types/runc/options"
 	"github.com/containerd/containerd/api/types/task"
 	"github.com/containerd/containerd/v2/core/mount"
 	cruntime "github.com/containerd/containerd/v2/core/runtime"
@@ -19,6 +20,7 @@ import (
 	"github.com/containerd/errdefs"
 	"github.com/containerd/errdefs/pkg/errgrpc"
 	"github.com/containerd/log"
+	"github.com/containerd/typeurl/v2"
 	"golang.org/x/sys/unix"
 
 	"github.com/boxrt/containerd-shim-box-v1/oci"
@@ -54,19 +56,6 @@ func (s *service) get(id string) (*container, error) {
 	c := s.containers[id]
 	if c == nil {
 		return nil, fmt.Errorf("container %q: %w", id, errdefs.ErrNotFound)
-	}
-	return c, nil
-}
-
-// getInit returns the container for a request that must address its init
-// process; exec ids are not served yet.
-func (s *service) getInit(id, execID string) (*container, error) {
-	c, err := s.get(id)
-	if err != nil {
-		return nil, err
-	}
-	if execID != "" {
-		return nil, fmt.Errorf("exec %q in container %q: %w", execID, id, errdefs.ErrNotFound)
 	}
 	return c, nil
 }
@@ -107,6 +96,10 @@ func (s *service) create(ctx context.Context, r *taskAPI.CreateTaskRequest) (_ *
 		}
 	}()
 
+	opts, err := parseOptions(r.Options)
+	if err != nil {
+		return nil, err
+	}
 	spec, err := oci.Load(r.Bundle)
 	if err != nil {
 		return nil, err
@@ -128,7 +121,11 @@ func (s *service) create(ctx context.Context, r *taskAPI.CreateTaskRequest) (_ *
 			}
 		}
 	}()
-	io, err := openStdio(ctx, stdioConfig{ID: r.ID, Namespace: ns, Stdin: r.Stdin, Stdout: r.Stdout, Stderr: r.Stderr, Terminal: r.Terminal, Monitor: s.reaper})
+	io, err := openStdio(ctx, stdioConfig{
+		ID: r.ID, Namespace: ns,
+		Stdin: r.Stdin, Stdout: r.Stdout, Stderr: r.Stderr, Terminal: r.Terminal,
+		UID: int(opts.IoUID), GID: int(opts.IoGID), Monitor: s.reaper,
+	})
 	if err != nil {
 		return nil, err
 	}
@@ -139,17 +136,27 @@ func (s *service) create(ctx context.Context, r *taskAPI.CreateTaskRequest) (_ *
 		}
 	}()
 	rt, err := runtime.Create(ctx, runtime.CreateConfig{
-		ID: r.ID, Bundle: r.Bundle, Plan: plan, Stdio: io.files, Monitor: s.reaper,
+		ID: r.ID, Bundle: r.Bundle, Plan: plan, Stdio: io.files, Terminal: r.Terminal, Monitor: s.reaper,
 	})
 	if err != nil {
 		return nil, fmt.Errorf("create container %s: %w", r.ID, err)
+	}
+	if rt.Console != nil {
+		if err := io.attachConsole(rt.Console); err != nil {
+			_ = rt.Signal(unix.SIGKILL)
+			<-rt.Exited()
+			return nil, errors.Join(fmt.Errorf("attach console of %s: %w", r.ID, err), rt.Destroy())
+		}
 	}
 	c := &container{
 		id: r.ID, namespace: ns, bundle: r.Bundle,
 		stdin: r.Stdin, stdout: r.Stdout, stderr: r.Stderr,
 		rt: rt, io: io, ownPidNS: plan.CloneFlags&unix.CLONE_NEWPID != 0,
 		status: Created, exited: make(chan struct{}),
+		execs: make(map[string]*execProcess),
+		ioUID: int(opts.IoUID), ioGID: int(opts.IoGID),
 	}
+	c.execsDone = sync.NewCond(&c.mu)
 	st := bundleState{Pid: rt.Pid, CgroupsPath: plan.CgroupsPath}
 	st.StartTime, _ = procStartTime(rt.Pid)
 	if err := writeBundleState(r.Bundle, st); err != nil {
@@ -205,11 +212,17 @@ func (s *service) watchExit(c *container) {
 	}
 	// An OOM kill of init must be published before its exit.
 	s.oom.beforeExit(c)
+	c.io.processExited()
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	c.exit = &e
 	_ = c.transition(Stopped)
 	close(c.exited)
+	// Every exec's exit is published before the init's. With its own pid
+	// namespace the kernel has killed them; otherwise SignalAll above did.
+	for c.runningExecs > 0 {
+		c.execsDone.Wait()
+	}
 	if !c.starting {
 		s.publishExit(c)
 	}
@@ -234,9 +247,16 @@ func (s *service) publishExit(c *container) {
 
 // Start lets the created init process run the container's process.
 func (s *service) Start(ctx context.Context, r *taskAPI.StartRequest) (*taskAPI.StartResponse, error) {
-	c, err := s.getInit(r.ID, r.ExecID)
+	c, err := s.get(r.ID)
 	if err != nil {
 		return nil, errgrpc.ToGRPC(err)
+	}
+	if r.ExecID != "" {
+		pid, err := s.startExec(ctx, c, r.ExecID)
+		if err != nil {
+			return nil, errgrpc.ToGRPC(err)
+		}
+		return &taskAPI.StartResponse{Pid: pid}, nil
 	}
 	if err := s.start(c); err != nil {
 		return nil, errgrpc.ToGRPC(err)
@@ -279,9 +299,16 @@ func (s *service) start(c *container) error {
 // Delete removes a stopped (or never started) container and everything it
 // held: remaining processes, cgroup, stdio handles and rootfs mounts.
 func (s *service) Delete(ctx context.Context, r *taskAPI.DeleteRequest) (*taskAPI.DeleteResponse, error) {
-	c, err := s.getInit(r.ID, r.ExecID)
+	c, err := s.get(r.ID)
 	if err != nil {
 		return nil, errgrpc.ToGRPC(err)
+	}
+	if r.ExecID != "" {
+		resp, err := s.deleteExec(c, r.ExecID)
+		if err != nil {
+			return nil, errgrpc.ToGRPC(err)
+		}
+		return resp, nil
 	}
 	e, err := s.delete(ctx, c)
 	if err != nil {
@@ -313,6 +340,22 @@ func (s *service) delete(ctx context.Context, c *container) (runtime.Exit, error
 	}
 
 	s.oom.remove(c)
+	var execIOs []*stdio
+	c.mu.Lock()
+	for id, e := range c.execs {
+		if e.io != nil {
+			execIOs = append(execIOs, e.io)
+		}
+		if e.rt != nil {
+			e.rt.Close()
+		}
+		delete(c.execs, id)
+	}
+	c.mu.Unlock()
+	// close may wait for output to drain: never under c.mu.
+	for _, io := range execIOs {
+		io.close()
+	}
 	var errs []error
 	if err := c.rt.Destroy(); err != nil {
 		errs = append(errs, err)
@@ -341,12 +384,19 @@ func (s *service) delete(ctx context.Context, c *container) (runtime.Exit, error
 
 // State reports the task's status.
 func (s *service) State(ctx context.Context, r *taskAPI.StateRequest) (*taskAPI.StateResponse, error) {
-	c, err := s.getInit(r.ID, r.ExecID)
+	c, err := s.get(r.ID)
 	if err != nil {
 		return nil, errgrpc.ToGRPC(err)
 	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	if r.ExecID != "" {
+		e, err := c.getExec(r.ExecID)
+		if err != nil {
+			return nil, errgrpc.ToGRPC(err)
+		}
+		return c.execState(e), nil
+	}
 	resp := &taskAPI.StateResponse{
 		ID: c.id, Bundle: c.bundle, Pid: c.pid(), Status: c.status.proto(),
 		Stdin: c.stdin, Stdout: c.stdout, Stderr: c.stderr,
@@ -361,9 +411,26 @@ func (s *service) State(ctx context.Context, r *taskAPI.StateRequest) (*taskAPI.
 // Wait blocks until the task exits and returns its status. It keeps
 // answering after the exit until the task is deleted.
 func (s *service) Wait(ctx context.Context, r *taskAPI.WaitRequest) (*taskAPI.WaitResponse, error) {
-	c, err := s.getInit(r.ID, r.ExecID)
+	c, err := s.get(r.ID)
 	if err != nil {
 		return nil, errgrpc.ToGRPC(err)
+	}
+	if r.ExecID != "" {
+		c.mu.Lock()
+		e, err := c.getExec(r.ExecID)
+		c.mu.Unlock()
+		if err != nil {
+			return nil, errgrpc.ToGRPC(err)
+		}
+		select {
+		case <-e.exited:
+		case <-ctx.Done():
+			return nil, errgrpc.ToGRPC(ctx.Err())
+		}
+		c.mu.Lock()
+		x := *e.exit
+		c.mu.Unlock()
+		return &taskAPI.WaitResponse{ExitStatus: uint32(x.Status), ExitedAt: protobuf.ToTimestamp(x.At)}, nil
 	}
 	e, err := c.waitExit(ctx.Done())
 	if err != nil {
@@ -374,7 +441,7 @@ func (s *service) Wait(ctx context.Context, r *taskAPI.WaitRequest) (*taskAPI.Wa
 
 // Kill signals the init process, or with All every process of the container.
 func (s *service) Kill(ctx context.Context, r *taskAPI.KillRequest) (*ptypes.Empty, error) {
-	c, err := s.getInit(r.ID, r.ExecID)
+	c, err := s.get(r.ID)
 	if err != nil {
 		return nil, errgrpc.ToGRPC(err)
 	}
@@ -382,12 +449,14 @@ func (s *service) Kill(ctx context.Context, r *taskAPI.KillRequest) (*ptypes.Emp
 	if r.Signal == 0 || r.Signal > 64 {
 		return nil, errgrpc.ToGRPC(fmt.Errorf("kill %s: invalid signal %d: %w", c.id, r.Signal, errdefs.ErrInvalidArgument))
 	}
-	if r.All {
+	if r.ExecID != "" {
+		err = c.signalExec(r.ExecID, sig)
+	} else if r.All {
 		err = c.rt.SignalAll(sig)
 	} else if _, exited := c.exitInfo(); exited {
 		err = fmt.Errorf("process already finished: %w", errdefs.ErrNotFound)
-	} else {
-		err = c.rt.Signal(sig)
+	} else if err = c.rt.Signal(sig); err == nil {
+		err = s.thawIfKilled(c, sig)
 	}
 	if err != nil {
 		return nil, errgrpc.ToGRPC(fmt.Errorf("kill %s: %w", c.id, err))
@@ -405,9 +474,18 @@ func (s *service) Pids(ctx context.Context, r *taskAPI.PidsRequest) (*taskAPI.Pi
 	if err != nil {
 		return nil, errgrpc.ToGRPC(fmt.Errorf("pids of %s: %w", c.id, err))
 	}
+	execs := c.execIDs()
 	resp := &taskAPI.PidsResponse{}
 	for _, p := range pids {
-		resp.Processes = append(resp.Processes, &task.ProcessInfo{Pid: uint32(p)})
+		pi := &task.ProcessInfo{Pid: uint32(p)}
+		if id, ok := execs[p]; ok {
+			a, err := typeurl.MarshalAnyToProto(&options.ProcessDetails{ExecID: id})
+			if err != nil {
+				return nil, errgrpc.ToGRPC(fmt.Errorf("marshal details of pid %d: %w", p, err))
+			}
+			pi.Info = a
+		}
+		resp.Processes = append(resp.Processes, pi)
 	}
 	return resp, nil
 }
@@ -415,13 +493,24 @@ func (s *service) Pids(ctx context.Context, r *taskAPI.PidsRequest) (*taskAPI.Pi
 // CloseIO closes the daemon's writer on the task's stdin, so the process
 // reads EOF once the client's writer is closed too.
 func (s *service) CloseIO(ctx context.Context, r *taskAPI.CloseIORequest) (*ptypes.Empty, error) {
-	c, err := s.getInit(r.ID, r.ExecID)
+	c, err := s.get(r.ID)
 	if err != nil {
 		return nil, errgrpc.ToGRPC(err)
 	}
 	if r.Stdin {
 		c.mu.Lock()
-		c.io.closeStdin()
+		io := c.io
+		if r.ExecID != "" {
+			e, err := c.getExec(r.ExecID)
+			if err != nil {
+				c.mu.Unlock()
+				return nil, errgrpc.ToGRPC(err)
+			}
+			io = e.io
+		}
+		if io != nil {
+			io.closeStdin()
+		}
 		c.mu.Unlock()
 	}
 	return &ptypes.Empty{}, nil

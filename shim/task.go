@@ -2,7 +2,10 @@ package shim
 
 import (
 	"context"
+	"syscall"
+
 	"fmt"
+	"github.com/containerd/errdefs"
 	"sync"
 	"time"
 
@@ -22,6 +25,9 @@ type container struct {
 	stderr    string
 	rt        *runtime.Container
 	io        *stdio
+	// ioUID and ioGID own the pipes made for the container's output
+	// (runtime options IoUid/IoGid); execs use them too.
+	ioUID, ioGID int
 	// ownPidNS is false when the container shares a pid namespace, in which
 	// case its processes are killed when init exits (nothing else would).
 	ownPidNS bool
@@ -37,6 +43,43 @@ type container struct {
 	exitPublished bool // guarded by mu
 	// exited is closed when exit is set.
 	exited chan struct{}
+	// execs are the container's exec'd processes by exec id.
+	execs map[string]*execProcess // guarded by mu
+	// runningExecs counts execs from the start of their Start until their
+	// TaskExit is queued; init's TaskExit waits for it to reach zero.
+	runningExecs int // guarded by mu
+	// execsDone is signalled (on mu) when runningExecs decreases.
+	execsDone *sync.Cond
+}
+
+// signalExec sends sig to a started, running exec.
+func (c *container) signalExec(id string, sig syscall.Signal) error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	e, err := c.getExec(id)
+	if err != nil {
+		return err
+	}
+	switch {
+	case e.exit != nil:
+		return fmt.Errorf("exec %s: process already finished: %w", id, errdefs.ErrNotFound)
+	case e.rt == nil:
+		return fmt.Errorf("exec %s: process not started: %w", id, errdefs.ErrFailedPrecondition)
+	}
+	return e.rt.Signal(sig)
+}
+
+// execIDs maps the pids of started execs to their exec ids.
+func (c *container) execIDs() map[int]string {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	m := make(map[int]string, len(c.execs))
+	for id, e := range c.execs {
+		if e.rt != nil {
+			m[e.rt.Pid] = id
+		}
+	}
+	return m
 }
 
 // transition moves the container to next.
