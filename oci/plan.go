@@ -52,6 +52,11 @@ type Plan struct {
 	// Resources is linux.resources (may be nil).
 	Resources *specs.LinuxResources
 
+	// NoPivotRoot moves the root onto "/" and chroots into it instead of
+	// pivot_root (runtime option NoPivotRoot, for roots pivot_root refuses,
+	// such as a ramdisk). It is set by the runtime, not from the spec.
+	NoPivotRoot bool
+
 	// Process is the container's init process.
 	Process *ProcessPlan
 }

@@ -45,6 +45,11 @@ type CreateConfig struct {
 	// Terminal gives the init process a pty from the container's devpts as
 	// its controlling terminal and stdio; Container.Console is the master.
 	Terminal bool
+	// NoPivotRoot chroots into a moved root instead of pivot_root.
+	NoPivotRoot bool
+	// NoNewKeyring keeps the daemon's session keyring instead of giving
+	// the container a new one.
+	NoNewKeyring bool
 	// Monitor collects the container's exit.
 	Monitor Monitor
 }
@@ -122,7 +127,10 @@ func Create(ctx context.Context, cfg CreateConfig) (_ *Container, retErr error) 
 			return nil, fmt.Errorf("add init %d to cgroup: %w", c.Pid, err)
 		}
 	}
-	config := &stageConfig{Bundle: cfg.Bundle, Spec: p.Spec, Terminal: cfg.Terminal}
+	config := &stageConfig{
+		Bundle: cfg.Bundle, Spec: p.Spec, Terminal: cfg.Terminal,
+		NoPivotRoot: cfg.NoPivotRoot, NoNewKeyring: cfg.NoNewKeyring,
+	}
 	if err := parent.send(message{Type: msgConfig, Config: config}); err != nil {
 		return nil, fmt.Errorf("send config to init: %w", err)
 	}

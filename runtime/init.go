@@ -56,6 +56,12 @@ func runInit(conn *syncConn) error {
 	if err != nil {
 		return err
 	}
+	plan.NoPivotRoot = m.Config.NoPivotRoot
+	if !m.Config.NoNewKeyring {
+		if err := joinSessionKeyring(); err != nil {
+			return err
+		}
+	}
 	ex, master, err := prepare(plan, m.Config.Terminal)
 	if err != nil {
 		return err
@@ -122,6 +128,16 @@ func prepare(p *oci.Plan, terminal bool) (_ *process.Exec, master *os.File, retE
 		return nil, nil, err
 	}
 	return ex, master, nil
+}
+
+// joinSessionKeyring gives the container a session keyring of its own, so
+// its processes neither see nor fill the daemon's (and the host's) keys.
+// Kernels without keyrings are fine: there is nothing to share.
+func joinSessionKeyring() error {
+	if _, err := unix.KeyctlJoinSessionKeyring("_ses.box"); err != nil && !errors.Is(err, unix.ENOSYS) {
+		return fmt.Errorf("join a new session keyring: %w", err)
+	}
+	return nil
 }
 
 // setNames sets the hostname and domainname in the new UTS namespace.

@@ -9,6 +9,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	goruntime "runtime"
 	"strings"
 	"sync"
@@ -132,6 +133,13 @@ func removeCgroupParent(t *testing.T, parent string) {
 // exit status.
 func runContainer(t *testing.T, bundle string, spec *specs.Spec, beforeStart func(*Container)) (string, Exit) {
 	t.Helper()
+	return runContainerWith(t, bundle, spec, CreateConfig{}, beforeStart)
+}
+
+// runContainerWith is runContainer with CreateConfig's options (ID, Bundle,
+// Plan, Stdio and Monitor are filled in).
+func runContainerWith(t *testing.T, bundle string, spec *specs.Spec, cfg CreateConfig, beforeStart func(*Container)) (string, Exit) {
+	t.Helper()
 	plan, err := oci.NewPlan(spec, bundle)
 	if err != nil {
 		t.Fatal(err)
@@ -140,9 +148,8 @@ func runContainer(t *testing.T, bundle string, spec *specs.Spec, beforeStart fun
 	if err != nil {
 		t.Fatal(err)
 	}
-	c, err := Create(context.Background(), CreateConfig{
-		ID: "t", Bundle: bundle, Plan: plan, Stdio: [3]*os.File{nil, w, w}, Monitor: &testMonitor{},
-	})
+	cfg.ID, cfg.Bundle, cfg.Plan, cfg.Stdio, cfg.Monitor = "t", bundle, plan, [3]*os.File{nil, w, w}, &testMonitor{}
+	c, err := Create(context.Background(), cfg)
 	w.Close()
 	if err != nil {
 		r.Close()
@@ -319,5 +326,32 @@ func TestSeccompBadProfile(t *testing.T) {
 	_, err = Create(context.Background(), CreateConfig{ID: "t", Bundle: bundle, Plan: plan, Monitor: &testMonitor{}})
 	if !errdefs.IsInvalidArgument(err) || !strings.Contains(err.Error(), "linux.seccomp") {
 		t.Fatalf("err = %v, want InvalidArgument naming linux.seccomp", err)
+	}
+}
+
+// TestSessionKeyring checks that the container gets a session keyring of
+// its own, and keeps the daemon's with NoNewKeyring (the negative control).
+func TestSessionKeyring(t *testing.T) {
+	testutil.RequiresRoot(t)
+	for _, keep := range []bool{false, true} {
+		bundle, spec, _ := testBundle(t, "grep", "-c", "_ses.box", "/proc/keys")
+		// containerd's default spec masks /proc/keys.
+		spec.Linux.MaskedPaths = slices.DeleteFunc(spec.Linux.MaskedPaths, func(p string) bool { return p == "/proc/keys" })
+		out, _ := runContainerWith(t, bundle, spec, CreateConfig{NoNewKeyring: keep}, nil)
+		got := strings.TrimSpace(out)
+		if want := map[bool]string{false: "1", true: "0"}[keep]; got != want {
+			t.Errorf("NoNewKeyring=%v: %q keyrings named _ses.box, want %s", keep, got, want)
+		}
+	}
+}
+
+// TestNoPivotRoot checks the runtime option NoPivotRoot: the container runs
+// in a moved, chrooted root with its mounts in place.
+func TestNoPivotRoot(t *testing.T) {
+	testutil.RequiresRoot(t)
+	bundle, spec, _ := testBundle(t, "sh", "-c", "ls /; echo pid=$$")
+	out, e := runContainerWith(t, bundle, spec, CreateConfig{NoPivotRoot: true}, nil)
+	if e.Status != 0 || !strings.Contains(out, "pid=1") || !strings.Contains(out, "bin\n") || !strings.Contains(out, "proc\n") {
+		t.Fatalf("exit %d, output %q", e.Status, out)
 	}
 }

@@ -90,6 +90,9 @@ type stageConfig struct {
 	Spec   *specs.Spec `json:"spec"`
 	// Terminal asks for a pty from the container's devpts as stdio.
 	Terminal bool `json:"terminal,omitempty"`
+	// NoPivotRoot and NoNewKeyring are the runtime options of that name.
+	NoPivotRoot  bool `json:"noPivotRoot,omitempty"`
+	NoNewKeyring bool `json:"noNewKeyring,omitempty"`
 }
 
 // syncConn is one end of the socketpair.

@@ -137,6 +137,7 @@ func (s *service) create(ctx context.Context, r *taskAPI.CreateTaskRequest) (_ *
 	}()
 	rt, err := runtime.Create(ctx, runtime.CreateConfig{
 		ID: r.ID, Bundle: r.Bundle, Plan: plan, Stdio: io.files, Terminal: r.Terminal, Monitor: s.reaper,
+		NoPivotRoot: opts.NoPivotRoot, NoNewKeyring: opts.NoNewKeyring,
 	})
 	if err != nil {
 		return nil, fmt.Errorf("create container %s: %w", r.ID, err)

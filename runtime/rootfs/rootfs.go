@@ -80,7 +80,11 @@ func Prepare(p *oci.Plan) error {
 	if err := createDevices(root, p.Devices, hasMount(p.Mounts, "/dev/pts")); err != nil {
 		return err
 	}
-	if err := pivotRoot(root); err != nil {
+	enter := pivotRoot
+	if p.NoPivotRoot {
+		enter = moveRoot
+	}
+	if err := enter(root); err != nil {
 		return err
 	}
 	if prop != defaultPropagation {
@@ -118,6 +122,26 @@ func Finalize(p *oci.Plan) error {
 		if err := remountReadonly(root, "/"); err != nil {
 			return err
 		}
+	}
+	return nil
+}
+
+// moveRoot makes root the process's root and working directory by moving
+// its mount onto "/" and chrooting into it (runtime option NoPivotRoot).
+// The old root stays mounted underneath, unreachable from the new root, as
+// with runc's --no-pivot.
+func moveRoot(root *os.File) error {
+	if err := unix.Fchdir(int(root.Fd())); err != nil {
+		return fmt.Errorf("chdir to rootfs: %w", err)
+	}
+	if err := unix.Mount(".", "/", "", unix.MS_MOVE, ""); err != nil {
+		return fmt.Errorf("move rootfs onto /: %w", err)
+	}
+	if err := unix.Chroot("."); err != nil {
+		return fmt.Errorf("chroot: %w", err)
+	}
+	if err := unix.Chdir("/"); err != nil {
+		return fmt.Errorf("chdir to /: %w", err)
 	}
 	return nil
 }
