@@ -9,7 +9,9 @@
 #
 # VM_TESTS: space-separated entries "<package>[:<-test.skip regexp>]", package relative to the
 # module root (runtime, runtime/rootfs, ...). The skip regexp may not contain spaces; use it for
-# tests that cannot pass in the VM, with the reason in hack/vm/README.md.
+# tests that cannot pass in the VM, with the reason in hack/vm/README.md. The entry "containerd"
+# is a box container lifecycle through containerd + ctr (CONTAINERD_VERSION, built static from
+# the module proxy into $VM_OUT/containerd) and the box shim: hack/vm/containerd-test.sh.
 # VM_MODULES: module paths below lib/modules/<release>/kernel, without .ko (default overlayfs).
 # VM_TEST_TIMEOUT: -test.timeout of each binary inside the VM (default 4m).
 set -euo pipefail
@@ -19,6 +21,8 @@ VM_OUT=${VM_OUT:-_output/vm}
 VM_TESTS=${VM_TESTS:-runtime runtime/cgroup runtime/rootfs runtime/process}
 VM_MODULES=${VM_MODULES:-fs/overlayfs/overlay}
 VM_TEST_TIMEOUT=${VM_TEST_TIMEOUT:-4m}
+CONTAINERD_VERSION=${CONTAINERD_VERSION:-v2.4.2}
+CD=github.com/containerd/containerd/v2
 KDIR=$VM_OUT/kernel
 STAGE=$VM_OUT/initramfs
 
@@ -30,9 +34,37 @@ start=$SECONDS
 
 mkdir -p "$VM_OUT/bin"
 rm -f "$VM_OUT"/bin/*.test "$VM_OUT/tests.list"
+# containerd entry: static containerd + ctr at CONTAINERD_VERSION (cached by version), the box
+# shim (static, cgo), the busybox image and hack/vm/containerd-test.sh as containerd.test.
+build_containerd() {
+	local dir=$VM_OUT/containerd stamp="$CD@$CONTAINERD_VERSION" src
+	mkdir -p "$dir/bin"
+	if [ "$(cat "$dir/bin/version" 2>/dev/null)" != "$stamp" ] || [ ! -x "$dir/bin/containerd" ] || [ ! -x "$dir/bin/ctr" ]; then
+		echo "vm-build: containerd + ctr $CONTAINERD_VERSION (static)"
+		src=$(cd / && GOFLAGS=-mod=mod go mod download -json "$stamp" | sed -n 's/^[[:space:]]*"Dir": "\(.*\)",$/\1/p')
+		[ -n "$src" ] || { echo "vm-build: cannot download $stamp" >&2; exit 1; }
+		rm -f "$dir/bin/version"
+		for cmd in containerd ctr; do
+			GOFLAGS="-buildvcs=false -mod=mod" GOWORK=off CGO_ENABLED=0 go build -C "$src" -tags no_btrfs \
+				-ldflags "-s -w" -o "$PWD/$dir/bin/$cmd" "./cmd/$cmd"
+		done
+		echo "$stamp" >"$dir/bin/version"
+	fi
+	echo "vm-build: containerd-shim-box-v1 (cgo, static)"
+	CGO_ENABLED=1 go build -o "$dir/bin/containerd-shim-box-v1" -tags osusergo,netgo \
+		-ldflags "-s -w -linkmode external -extldflags -static" ./cmd/containerd-shim-box-v1
+	go run ./integration/cmd/mkimage "$dir/busybox.tar"
+	install -m 0755 hack/vm/containerd-test.sh "$VM_OUT/bin/containerd.test"
+}
+
 for entry in $VM_TESTS; do
 	pkg=${entry%%:*} skip=""
 	[[ "$entry" == *:* ]] && skip=${entry#*:}
+	if [ "$pkg" = containerd ]; then
+		build_containerd
+		echo "containerd $VM_TEST_TIMEOUT $skip" >>"$VM_OUT/tests.list"
+		continue
+	fi
 	pkg=${pkg#./}
 	name=${pkg//\//-}
 	# cgo only if a non-standard package in the test's deps has C (runtime/nsenter); static
@@ -68,6 +100,11 @@ mknod -m 600 "$STAGE/dev/console" c 5 1
 mknod -m 666 "$STAGE/dev/null" c 1 3
 install -m 0755 hack/vm/init "$STAGE/init"
 cp "$VM_OUT"/bin/*.test "$STAGE/tests/bin/"
+if grep -q '^containerd ' "$VM_OUT/tests.list"; then
+	mkdir -p "$STAGE/tests/containerd/bin"
+	cp "$VM_OUT"/containerd/bin/{containerd,ctr,containerd-shim-box-v1} "$STAGE/tests/containerd/bin/"
+	cp "$VM_OUT/containerd/busybox.tar" "$STAGE/tests/containerd/"
+fi
 cp "$VM_OUT/tests.list" "$STAGE/tests/list"
 printf 'root:x:0:0:root:/root:/bin/sh\nnobody:x:65534:65534:nobody:/nonexistent:/bin/false\n' >"$STAGE/etc/passwd"
 printf 'root:x:0:\ntty:x:5:\nnogroup:x:65534:\n' >"$STAGE/etc/group"
