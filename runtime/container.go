@@ -128,7 +128,7 @@ func Create(ctx context.Context, cfg CreateConfig) (_ *Container, retErr error) 
 		}
 	}
 	config := &stageConfig{
-		Bundle: cfg.Bundle, Spec: p.Spec, Terminal: cfg.Terminal,
+		ID: cfg.ID, Bundle: cfg.Bundle, Spec: p.Spec, Terminal: cfg.Terminal,
 		NoPivotRoot: cfg.NoPivotRoot, NoNewKeyring: cfg.NoNewKeyring,
 	}
 	if err := parent.send(message{Type: msgConfig, Config: config}); err != nil {

@@ -58,7 +58,7 @@ func runInit(conn *syncConn) error {
 	}
 	plan.NoPivotRoot = m.Config.NoPivotRoot
 	if !m.Config.NoNewKeyring {
-		if err := joinSessionKeyring(); err != nil {
+		if err := joinSessionKeyring(m.Config.ID); err != nil {
 			return err
 		}
 	}
@@ -133,8 +133,8 @@ func prepare(p *oci.Plan, terminal bool) (_ *process.Exec, master *os.File, retE
 // joinSessionKeyring gives the container a session keyring of its own, so
 // its processes neither see nor fill the daemon's (and the host's) keys.
 // Kernels without keyrings are fine: there is nothing to share.
-func joinSessionKeyring() error {
-	if _, err := unix.KeyctlJoinSessionKeyring("_ses.box"); err != nil && !errors.Is(err, unix.ENOSYS) {
+func joinSessionKeyring(id string) error {
+	if _, err := unix.KeyctlJoinSessionKeyring("_ses." + id); err != nil && !errors.Is(err, unix.ENOSYS) {
 		return fmt.Errorf("join a new session keyring: %w", err)
 	}
 	return nil

@@ -9,8 +9,8 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"slices"
 	goruntime "runtime"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -115,9 +115,17 @@ func testBundle(t *testing.T, args ...string) (bundle string, spec *specs.Spec, 
 	return bundle, spec, cgParent
 }
 
+// cgroupGlob matches pattern (a cgroup path) in every v1 hierarchy, or in
+// the unified hierarchy on a cgroup v2 host.
+func cgroupGlob(pattern string) []string {
+	v1, _ := filepath.Glob("/sys/fs/cgroup/*" + pattern)
+	v2, _ := filepath.Glob("/sys/fs/cgroup" + pattern)
+	return append(v1, v2...)
+}
+
 // removeCgroupParent removes the test's cgroup parent in every hierarchy.
 func removeCgroupParent(t *testing.T, parent string) {
-	dirs, _ := filepath.Glob("/sys/fs/cgroup/*" + parent)
+	dirs := cgroupGlob(parent)
 	for _, d := range dirs {
 		subs, _ := filepath.Glob(d + "/*/")
 		for _, s := range subs {
@@ -148,7 +156,10 @@ func runContainerWith(t *testing.T, bundle string, spec *specs.Spec, cfg CreateC
 	if err != nil {
 		t.Fatal(err)
 	}
-	cfg.ID, cfg.Bundle, cfg.Plan, cfg.Stdio, cfg.Monitor = "t", bundle, plan, [3]*os.File{nil, w, w}, &testMonitor{}
+	if cfg.ID == "" {
+		cfg.ID = "t"
+	}
+	cfg.Bundle, cfg.Plan, cfg.Stdio, cfg.Monitor = bundle, plan, [3]*os.File{nil, w, w}, &testMonitor{}
 	c, err := Create(context.Background(), cfg)
 	w.Close()
 	if err != nil {
@@ -187,7 +198,7 @@ func TestCreateStartNamespaces(t *testing.T) {
 			t.Errorf("output lacks %q:\n%s", want, out)
 		}
 	}
-	if matches, _ := filepath.Glob("/sys/fs/cgroup/*" + cg + "/*/"); len(matches) != 0 {
+	if matches := cgroupGlob(cg + "/*/"); len(matches) != 0 {
 		t.Errorf("cgroups left after Destroy: %v", matches)
 	}
 }
@@ -264,7 +275,7 @@ func TestCreateFailsCleanly(t *testing.T) {
 	if err == nil || !strings.Contains(err.Error(), "/no/such/binary") {
 		t.Fatalf("err = %v, want one naming the missing binary", err)
 	}
-	if matches, _ := filepath.Glob("/sys/fs/cgroup/*" + cg + "/*/"); len(matches) != 0 {
+	if matches := cgroupGlob(cg + "/*/"); len(matches) != 0 {
 		t.Errorf("cgroups left after failed Create: %v", matches)
 	}
 	if out, _ := exec.Command("sh", "-c", "grep -l "+bundle+" /proc/*/mountinfo 2>/dev/null | head -1").Output(); len(out) != 0 {
@@ -334,13 +345,14 @@ func TestSeccompBadProfile(t *testing.T) {
 func TestSessionKeyring(t *testing.T) {
 	testutil.RequiresRoot(t)
 	for _, keep := range []bool{false, true} {
-		bundle, spec, _ := testBundle(t, "grep", "-c", "_ses.box", "/proc/keys")
+		id := fmt.Sprintf("keys-%d", rand.IntN(1<<30))
+		bundle, spec, _ := testBundle(t, "grep", "-c", "_ses."+id, "/proc/keys")
 		// containerd's default spec masks /proc/keys.
 		spec.Linux.MaskedPaths = slices.DeleteFunc(spec.Linux.MaskedPaths, func(p string) bool { return p == "/proc/keys" })
-		out, _ := runContainerWith(t, bundle, spec, CreateConfig{NoNewKeyring: keep}, nil)
+		out, _ := runContainerWith(t, bundle, spec, CreateConfig{ID: id, NoNewKeyring: keep}, nil)
 		got := strings.TrimSpace(out)
 		if want := map[bool]string{false: "1", true: "0"}[keep]; got != want {
-			t.Errorf("NoNewKeyring=%v: %q keyrings named _ses.box, want %s", keep, got, want)
+			t.Errorf("NoNewKeyring=%v: %q keyrings named _ses.%s, want %s", keep, got, id, want)
 		}
 	}
 }

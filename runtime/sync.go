@@ -86,6 +86,8 @@ type message struct {
 
 // stageConfig is what the init stage needs to build the container.
 type stageConfig struct {
+	// ID is the container's id; it names the container's session keyring.
+	ID     string      `json:"id"`
 	Bundle string      `json:"bundle"`
 	Spec   *specs.Spec `json:"spec"`
 	// Terminal asks for a pty from the container's devpts as stdio.

@@ -27,8 +27,37 @@ type v2Cgroup struct {
 // rules, so they are copied over.
 func v2Resources(res *specs.LinuxResources) *cgroup2.Resources {
 	r := cgroup2.ToResources(res)
-	r.Devices = res.Devices
+	r.Devices = normalizeDevices(res.Devices)
 	return r
+}
+
+// wildcard is a device rule's "any major/minor".
+const wildcard = -1
+
+// normalizeDevices spells out what the OCI spec leaves implicit in a device
+// rule: no type means all ("a"), no major or minor means any. The v2 eBPF
+// filter builder reads them unconditionally (containerd's default spec
+// starts with {"allow": false, "access": "rwm"}, which has neither).
+func normalizeDevices(rules []specs.LinuxDeviceCgroup) []specs.LinuxDeviceCgroup {
+	if rules == nil {
+		return nil
+	}
+	out := make([]specs.LinuxDeviceCgroup, len(rules))
+	for i, d := range rules {
+		if d.Type == "" {
+			d.Type = "a"
+		}
+		if d.Major == nil {
+			m := int64(wildcard)
+			d.Major = &m
+		}
+		if d.Minor == nil {
+			m := int64(wildcard)
+			d.Minor = &m
+		}
+		out[i] = d
+	}
+	return out
 }
 
 // checkUnified refuses linux.resources.unified keys that are not a plain file name in the
