@@ -16,7 +16,7 @@ RUNC_VERSION         := v1.3.7
 INTEGRATION_ENV := BOX_SHIM_BIN=$(CURDIR)/$(SHIM) BOX_TOOLS=$(CURDIR)/$(TOOLS) BOX_PEER=$(CURDIR)/$(PEER)
 
 
-.PHONY: all build install tools deps test root-test integration check lint demo clean
+.PHONY: all build install tools deps test root-test integration client-suite check lint demo clean
 
 all: build
 
@@ -49,6 +49,21 @@ root-test:
 integration: build tools
 	$(INTEGRATION_ENV) GOTESTFLAGS="-timeout 45m -v" hack/roottest.sh $(OUTPUT)/integration.log ./integration/...
 
+# containerd's own client suite (integration/client at CONTAINERD_VERSION) against box, and
+# against the runc shim as the control, offline (hack/client-suite.sh, docs/testing.md).
+client-suite: build tools
+	TOOLS=$(TOOLS) PEER=$(PEER) SHIM=$(SHIM) CONTAINERD_VERSION=$(CONTAINERD_VERSION) hack/client-suite.sh
+
+# cgroup v2 and a second kernel (Debian's cloud kernel, 6.1) in a throwaway qemu VM (TCG): the
+# root tests of VM_TESTS run inside it and are reported as subtests of integration/vm
+# (hack/vm/README.md). Entries are "<package>[:<-test.skip regexp>]"; the default leaves out
+# what cannot pass yet, with the reasons in hack/vm/README.md. VM_TESTS_ALL is everything.
+VM_TESTS_ALL := runtime runtime/cgroup runtime/rootfs runtime/process containerd
+VM_TESTS     ?= runtime runtime/cgroup runtime/rootfs:TestPrepareFinalize runtime/process containerd
+.PHONY: vm-test
+vm-test:
+	VM_TESTS="$(VM_TESTS)" CONTAINERD_VERSION=$(CONTAINERD_VERSION) hack/vm/run.sh $(OUTPUT)/vm-test.log
+
 # What CI runs (.ci/run). Every stage runs; the target fails if any failed.
 check: deps
 	@rm -f $(OUTPUT)/*.log; rc=0; \
@@ -56,6 +71,7 @@ check: deps
 	$(MAKE) --no-print-directory test || rc=1; \
 	$(MAKE) --no-print-directory root-test || rc=1; \
 	$(MAKE) --no-print-directory integration || rc=1; \
+	$(MAKE) --no-print-directory vm-test || rc=1; \
 	pass=$$(cat $(OUTPUT)/*.log | grep -cE '^ *--- PASS'); \
 	fail=$$(cat $(OUTPUT)/*.log | grep -cE '^ *--- FAIL'); \
 	skip=$$(cat $(OUTPUT)/*.log | grep -cE '^ *--- SKIP'); \
@@ -69,3 +85,12 @@ demo: deps build tools
 clean:
 	hack/cleanup.sh || true
 	rm -rf $(OUTPUT)
+
+# Box vs containerd-shim-runc-v2 + runc on one private containerd (docs/benchmarks.md).
+# BENCH_QUICK=1 for a ~2 minute smoke run. Root only; results in $(OUTPUT)/bench.
+.PHONY: bench
+bench: build tools
+	CGO_ENABLED=0 $(GO) build -o $(OUTPUT)/bin/boxbench ./bench/cmd/boxbench
+	CGO_ENABLED=0 $(GO) build -o $(OUTPUT)/bin/floorinit ./bench/cmd/floorinit
+	$(OUTPUT)/bin/boxbench -out $(OUTPUT)/bench -shim $(SHIM) -tools $(TOOLS)/bin -peer $(PEER) \
+		-floor-init $(OUTPUT)/bin/floorinit
