@@ -158,11 +158,21 @@ func (c *syncConn) recvFD() (message, *os.File, error) {
 	if err != nil {
 		return message{}, nil, err
 	}
-	buf := make([]byte, maxMsg)
 	oob := make([]byte, unix.CmsgSpace(4*4))
-	var n, oobn, flags int
-	var rerr error
+	var (
+		buf            []byte
+		n, oobn, flags int
+		rerr           error
+	)
 	if err := raw.Read(func(s uintptr) bool {
+		// Learn the datagram's size first, so a daemon serving many
+		// containers allocates what each message needs, not maxMsg.
+		var size int
+		size, _, rerr = unix.Recvfrom(int(s), nil, unix.MSG_PEEK|unix.MSG_TRUNC)
+		if rerr != nil {
+			return rerr != unix.EAGAIN
+		}
+		buf = make([]byte, min(max(size, 1), maxMsg))
 		n, oobn, flags, _, rerr = unix.Recvmsg(int(s), buf, oob, unix.MSG_CMSG_CLOEXEC)
 		return rerr != unix.EAGAIN
 	}); err != nil {
