@@ -119,6 +119,9 @@ func ensureDaemon(p *startParams, opts Options, bundle, address string) error {
 		"TTRPC_ADDRESS="+p.ttrpcAddress,
 		"GRPC_ADDRESS="+p.grpcAddress,
 		"NAMESPACE="+p.namespace,
+		// The daemon's own work is small and mostly waiting; one P keeps
+		// its thread count (and memory) down. Containers are unaffected.
+		"GOMAXPROCS=1",
 	)
 	cmd.ExtraFiles = []*os.File{lf}
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
