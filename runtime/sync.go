@@ -107,6 +107,14 @@ func newSyncPair() (parent *syncConn, child *os.File, err error) {
 	if err != nil {
 		return nil, nil, fmt.Errorf("socketpair: %w", err)
 	}
+	// The daemon's end is non-blocking, so waiting on it parks a goroutine
+	// in the netpoller instead of an OS thread per container being set up.
+	// The stage's end (a separate file description) stays blocking.
+	if err := unix.SetNonblock(fds[0], true); err != nil {
+		unix.Close(fds[0])
+		unix.Close(fds[1])
+		return nil, nil, fmt.Errorf("socketpair: %w", err)
+	}
 	return &syncConn{f: os.NewFile(uintptr(fds[0]), "sync")}, os.NewFile(uintptr(fds[1]), "sync-child"), nil
 }
 
