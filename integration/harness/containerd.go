@@ -4,17 +4,15 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
-	"errors"
-	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
 	"sync"
-	"syscall"
 	"testing"
 	"time"
 
+	"github.com/boxrt/containerd-shim-box-v1/integration/harness/core"
 	"github.com/containerd/containerd/v2/client"
 )
 
@@ -35,10 +33,8 @@ type Containerd struct {
 	// FIFODir replaces /run/containerd/fifo for the client's and ctr's stdio fifos.
 	FIFODir string
 
-	logPath string
 	ctrPath string
-	cmd     *exec.Cmd
-	exited  chan struct{} // closed when the daemon has been reaped
+	d       *core.Daemon // the process, its config and its teardown
 
 	imageOnce sync.Once
 	imageRef  string
@@ -78,31 +74,29 @@ func Start(t testing.TB, opts ...Option) *Containerd {
 	if err := os.Mkdir(dir, 0o700); err != nil {
 		t.Fatalf("create harness dir: %v", err)
 	}
+	d := core.New(dir)
+	d.Version = o.version
+	d.LogLevel = "debug"
+	d.Namespace = Namespace
 	c := &Containerd{
-		Address:      filepath.Join(dir, "c.sock"),
-		TTRPCAddress: filepath.Join(dir, "c.sock.ttrpc"),
-		Root:         filepath.Join(dir, "root"),
-		State:        filepath.Join(dir, "state"),
+		Address:      d.Address,
+		TTRPCAddress: d.TTRPCAddress,
+		Root:         d.Root,
+		State:        d.State,
 		Dir:          dir,
 		Version:      o.version,
 		CgroupParent: "/box-test-" + suffix,
 		FIFODir:      filepath.Join(dir, "fifo"),
-		logPath:      filepath.Join(dir, "containerd.log"),
 		ctrPath:      filepath.Join(tools, "ctr"),
-		exited:       make(chan struct{}),
+		d:            d,
 	}
 	t.Cleanup(func() { c.cleanup(t) })
 
 	path := c.shimPath(t, shim, o.peer)
-	if err := os.WriteFile(filepath.Join(dir, "config.toml"), []byte(c.config()), 0o600); err != nil {
-		t.Fatal(err)
+	if err := d.Start(context.Background(), bin, path, 30*time.Second); err != nil {
+		t.Fatalf("containerd %s: %v", o.version, err)
 	}
-	if err := c.launch(bin, path); err != nil {
-		t.Fatal(err)
-	}
-	if err := c.waitServing(30 * time.Second); err != nil {
-		t.Fatalf("containerd %s did not come up: %v", o.version, err)
-	}
+	c.Client = d.Client
 	return c
 }
 
@@ -145,101 +139,8 @@ func lookPathIn(file, path string) (string, error) {
 	return exec.LookPath(file)
 }
 
-// config renders a containerd 2.x (config version 3) file: private root/state/sockets, CRI and
-// plugins that reach outside the harness dir disabled, shim sockets in Dir/s.
-func (c *Containerd) config() string {
-	var b strings.Builder
-	fmt.Fprintf(&b, "version = 3\nroot = %q\nstate = %q\n", c.Root, c.State)
-	b.WriteString(`disabled_plugins = [
-  "io.containerd.grpc.v1.cri",
-  "io.containerd.cri.v1.images",
-  "io.containerd.cri.v1.runtime",
-  "io.containerd.podsandbox.controller.v1.podsandbox",
-  "io.containerd.nri.v1.nri",
-  "io.containerd.internal.v1.opt",
-  "io.containerd.snapshotter.v1.btrfs",
-  "io.containerd.snapshotter.v1.zfs",
-  "io.containerd.snapshotter.v1.devmapper",
-  "io.containerd.snapshotter.v1.blockfile",
-  "io.containerd.snapshotter.v1.erofs",
-  "io.containerd.differ.v1.erofs",
-  "io.containerd.tracing.processor.v1.otlp",
-  "io.containerd.internal.v1.tracing",
-]
-`)
-	fmt.Fprintf(&b, "\n[grpc]\n  address = %q\n", c.Address)
-	fmt.Fprintf(&b, "\n[ttrpc]\n  address = %q\n", c.TTRPCAddress)
-	fmt.Fprintf(&b, "\n[debug]\n  address = %q\n  level = \"debug\"\n", filepath.Join(c.Dir, "d.sock"))
-	// containerd >= 2.3 hands the socket dir to the shim in BootstrapParams.SocketDir. 2.0 has
-	// no such setting, only extra shim env: BOX_SOCKET_DIR asks the shim for the same private
-	// dir (the shim falls back to /run/containerd/s when it does not honour it).
-	fmt.Fprintf(&b, "\n[plugins.\"io.containerd.shim.v1.manager\"]\n")
-	if c.Version == "2.0" {
-		fmt.Fprintf(&b, "  env = [%q]\n", "BOX_SOCKET_DIR="+filepath.Join(c.Dir, "s"))
-	} else {
-		fmt.Fprintf(&b, "  socket_dir = %q\n", filepath.Join(c.Dir, "s"))
-	}
-	return b.String()
-}
-
-func (c *Containerd) launch(bin, path string) error {
-	logf, err := os.OpenFile(c.logPath, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600)
-	if err != nil {
-		return err
-	}
-	defer logf.Close()
-	cmd := exec.Command(bin, "--config", filepath.Join(c.Dir, "config.toml"))
-	cmd.Env = []string{"PATH=" + path, "TMPDIR=" + c.Dir}
-	cmd.Dir = c.Dir
-	cmd.Stdout, cmd.Stderr = logf, logf
-	// Pdeathsig: if the test binary dies (timeout panic), the daemon dies with it.
-	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
-	if err := cmd.Start(); err != nil {
-		return fmt.Errorf("start %s: %w", bin, err)
-	}
-	c.cmd = cmd
-	go func() {
-		cmd.Wait()
-		close(c.exited)
-	}()
-	return nil
-}
-
-func (c *Containerd) waitServing(timeout time.Duration) error {
-	deadline := time.After(timeout)
-	tick := time.NewTicker(50 * time.Millisecond)
-	defer tick.Stop()
-	for {
-		select {
-		case <-c.exited:
-			return fmt.Errorf("containerd exited: %v", c.cmd.ProcessState)
-		case <-deadline:
-			return errors.New("timeout")
-		case <-tick.C:
-		}
-		if _, err := os.Stat(c.Address); err != nil {
-			continue
-		}
-		cl, err := client.New(c.Address, client.WithDefaultNamespace(Namespace), client.WithTimeout(2*time.Second))
-		if err != nil {
-			continue
-		}
-		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
-		ok, err := cl.IsServing(ctx)
-		cancel()
-		if err == nil && ok {
-			c.Client = cl
-			return nil
-		}
-		cl.Close()
-	}
-}
-
 // Log returns containerd's log so far.
-func (c *Containerd) Log() string {
-	b, _ := os.ReadFile(c.logPath)
-	return string(b)
-}
+func (c *Containerd) Log() string { return c.d.Log() }
 
 // Context returns a context in the harness namespace, cancelled when the test ends.
 func (c *Containerd) Context(t testing.TB) context.Context {

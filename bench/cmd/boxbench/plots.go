@@ -9,6 +9,7 @@ import (
 	"strings"
 
 	"github.com/boxrt/containerd-shim-box-v1/bench/internal/rig"
+	"github.com/boxrt/containerd-shim-box-v1/integration/harness/core"
 	"gonum.org/v1/plot"
 	"gonum.org/v1/plot/plotter"
 	"gonum.org/v1/plot/vg"
@@ -219,7 +220,7 @@ func checkLeftovers(r *rig.Rig) {
 	if _, err := os.Stat(r.Dir); err == nil {
 		left = append(left, r.Dir)
 	}
-	for _, root := range rig.CgroupRoots() {
+	for _, root := range core.CgroupRoots() {
 		if _, err := os.Stat(filepath.Join(root, r.CgroupParent)); err == nil {
 			left = append(left, filepath.Join(root, r.CgroupParent))
 		}

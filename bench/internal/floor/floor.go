@@ -17,7 +17,7 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/boxrt/containerd-shim-box-v1/bench/internal/rig"
+	"github.com/boxrt/containerd-shim-box-v1/integration/harness/core"
 	"golang.org/x/sys/unix"
 )
 
@@ -41,7 +41,7 @@ func Run(ctx context.Context, initBin, dir, cgroup string, warm, n int) ([]time.
 		return nil, err
 	}
 	var procs []string
-	for _, root := range rig.CgroupRoots() {
+	for _, root := range core.CgroupRoots() {
 		p := filepath.Join(root, cgroup)
 		if err := os.MkdirAll(p, 0o755); err != nil {
 			return nil, err
