@@ -181,6 +181,7 @@ func (c *Container) spawn(cfg CreateConfig, exe string, child *os.File) error {
 		Setsid:     true,
 		PidFD:      &pidfd,
 	}
+	setUserNamespace(sys, p)
 	cgfd, v2, err := c.Cgroup.CloneFD()
 	if err != nil {
 		return fmt.Errorf("open cgroup: %w", err)
@@ -230,6 +231,24 @@ func (c *Container) spawn(cfg CreateConfig, exe string, child *os.File) error {
 	}
 	c.Pid, c.exited, c.pidfd = r.pid, r.exited, pidfd
 	return nil
+}
+
+// setUserNamespace maps ids for a new user namespace. The parent writes the
+// maps while the child waits, and the child becomes root of the namespace
+// before it execs the init stage: otherwise its euid would be the unmapped
+// overflow id and execve would drop every capability it has there.
+func setUserNamespace(sys *syscall.SysProcAttr, p *oci.Plan) {
+	if p.CloneFlags&unix.CLONE_NEWUSER == 0 {
+		return
+	}
+	for _, m := range p.Spec.Linux.UIDMappings {
+		sys.UidMappings = append(sys.UidMappings, syscall.SysProcIDMap{ContainerID: int(m.ContainerID), HostID: int(m.HostID), Size: int(m.Size)})
+	}
+	for _, m := range p.Spec.Linux.GIDMappings {
+		sys.GidMappings = append(sys.GidMappings, syscall.SysProcIDMap{ContainerID: int(m.ContainerID), HostID: int(m.HostID), Size: int(m.Size)})
+	}
+	sys.GidMappingsEnableSetgroups = true
+	sys.Credential = &syscall.Credential{Uid: 0, Gid: 0}
 }
 
 // joinNamespaces joins each namespace on the calling (locked) thread.

@@ -367,3 +367,57 @@ func TestNoPivotRoot(t *testing.T) {
 		t.Fatalf("exit %d, output %q", e.Status, out)
 	}
 }
+
+// TestUserNamespace runs a container whose root is an unprivileged host
+// uid: uid 0 inside, mapped to 100000 outside, with full capabilities only
+// inside its own user namespace.
+func TestUserNamespace(t *testing.T) {
+	testutil.RequiresRoot(t)
+	bundle, spec, _ := testBundle(t, "sh", "-c", "id -u; cat /proc/self/uid_map; grep CapEff /proc/self/status")
+	// The mapped root is host uid 100000: it must be able to reach the
+	// rootfs (t.TempDir makes 0700 directories).
+	for d := bundle; d != "/tmp" && d != "/"; d = filepath.Dir(d) {
+		if err := os.Chmod(d, 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// As containerd does for a user-namespaced container without idmapped
+	// mounts, the rootfs belongs to the mapped root.
+	err := filepath.Walk(filepath.Join(bundle, "rootfs"), func(p string, _ os.FileInfo, err error) error {
+		if err != nil {
+			return err
+		}
+		return os.Lchown(p, 100000, 100000)
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	spec.Linux.Namespaces = append(spec.Linux.Namespaces, specs.LinuxNamespace{Type: specs.UserNamespace})
+	spec.Linux.UIDMappings = []specs.LinuxIDMapping{{ContainerID: 0, HostID: 100000, Size: 65536}}
+	spec.Linux.GIDMappings = []specs.LinuxIDMapping{{ContainerID: 0, HostID: 100000, Size: 65536}}
+	// Without its own network namespace a userns container cannot mount
+	// sysfs; keep this test about user namespaces.
+	spec.Mounts = slices.DeleteFunc(spec.Mounts, func(m specs.Mount) bool { return m.Type == "sysfs" || m.Type == "cgroup" })
+	var hostUID string
+	out, e := runContainer(t, bundle, spec, func(c *Container) {
+		b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", c.Pid))
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, l := range strings.Split(string(b), "\n") {
+			if strings.HasPrefix(l, "Uid:") {
+				hostUID = strings.Fields(l)[1]
+			}
+		}
+	})
+	if e.Status != 0 {
+		t.Fatalf("exit %d: %s", e.Status, out)
+	}
+	f := strings.Fields(out)
+	if len(f) < 4 || f[0] != "0" || f[1] != "0" || f[2] != "100000" || f[3] != "65536" {
+		t.Fatalf("inside: %q, want uid 0 mapped to 100000", out)
+	}
+	if hostUID != "100000" {
+		t.Fatalf("init runs as host uid %s, want 100000", hostUID)
+	}
+}

@@ -53,7 +53,7 @@ func Features() *features.Features {
 			"strictatime", "suid", "sync", "unbindable",
 		},
 		Linux: &features.Linux{
-			Namespaces: []string{"cgroup", "ipc", "mount", "network", "pid", "uts"},
+			Namespaces: []string{"cgroup", "ipc", "mount", "network", "pid", "user", "uts"},
 			Cgroup:     &features.Cgroup{V1: &t, V2: &t},
 			Seccomp: &features.Seccomp{
 				Enabled: &t,
