@@ -286,6 +286,32 @@ for rt in $RUNTIMES; do
 	run_suite "$rt" || rc=1
 done
 
+# One retry for box tests that failed and are not in the expectation file: containerd's suite has
+# a few timing-sensitive tests (TestContentClient/CommitErrorState failed once in a few runs on
+# both runtimes). A test that passes on the retry is reported as flaky, not hidden; one that
+# fails again fails the run.
+retry_box() {
+	local box=$RES/box.results failed
+	[ -f "$box" ] || return 0
+	failed=$(awk -F'\t' '$2 == "FAIL" || $2 == "NORESULT" {print $1}' "$box" | grep -vxF -f <(awk -F'\t' '$1 !~ /^#/ && NF {print $1}' "$EXPECTED") || true)
+	[ -n "$failed" ] || return 0
+	[ "$(wc -l <<<"$failed")" -le 5 ] || return 0
+	echo "client-suite: retrying once on box: $(paste -sd' ' <<<"$failed")"
+	mv "$box" "$RES/box.first.results"
+	mv "$RES/box.log" "$RES/box.first.log"
+	SUITE_RUN="^($(paste -sd'|' <<<"$failed"))\$" run_suite box || true
+	local retried=$RES/box.retry.results
+	mv "$box" "$retried"
+	while IFS=$'\t' read -r test status; do
+		[ "$status" = PASS ] && echo "client-suite: FLAKY on box: $test failed, then passed on the retry (logs: $RES/box.first.log, $RES/box.log)"
+	done <"$retried"
+	# the first run's results, with the retried tests' second outcome
+	awk -F'\t' 'NR == FNR {r[$1] = $2; next} {print $1 "\t" (($1 in r) ? r[$1] : $2)}' "$retried" "$RES/box.first.results" >"$box"
+}
+if [[ " $RUNTIMES " == *" box "* ]] && [ -z "${SUITE_RUN:-}" ]; then
+	retry_box
+fi
+
 summary=""
 for rt in $RUNTIMES; do
 	r=$RES/$rt.results
