@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"path/filepath"
+	"slices"
 	"strings"
 
 	specs "github.com/opencontainers/runtime-spec/specs-go"
@@ -67,16 +68,40 @@ var propagationFlags = map[string]uintptr{
 // refused rather than passed to the filesystem as data, where they would
 // be silently ignored or fail with a confusing EINVAL.
 var unsupportedOptions = map[string]bool{
-	"rro": true, "rrw": true,
-	"rnosuid": true, "rsuid": true,
-	"rnodev": true, "rdev": true,
-	"rnoexec": true, "rexec": true,
-	"rnodiratime": true, "rdiratime": true,
-	"rrelatime": true, "rnorelatime": true,
-	"rnoatime": true, "ratime": true,
-	"rstrictatime": true, "rnostrictatime": true,
-	"rnosymfollow": true, "rsymfollow": true,
 	"idmap": true, "ridmap": true,
+}
+
+// recursiveAttrs are the recursive mount options, as the MOUNT_ATTR_* flags
+// they set (set) or clear (clr) on a mount tree with mount_setattr(2).
+var recursiveAttrs = map[string]struct{ set, clr uint64 }{
+	"rro":            {set: unix.MOUNT_ATTR_RDONLY},
+	"rrw":            {clr: unix.MOUNT_ATTR_RDONLY},
+	"rnosuid":        {set: unix.MOUNT_ATTR_NOSUID},
+	"rsuid":          {clr: unix.MOUNT_ATTR_NOSUID},
+	"rnodev":         {set: unix.MOUNT_ATTR_NODEV},
+	"rdev":           {clr: unix.MOUNT_ATTR_NODEV},
+	"rnoexec":        {set: unix.MOUNT_ATTR_NOEXEC},
+	"rexec":          {clr: unix.MOUNT_ATTR_NOEXEC},
+	"rnodiratime":    {set: unix.MOUNT_ATTR_NODIRATIME},
+	"rdiratime":      {clr: unix.MOUNT_ATTR_NODIRATIME},
+	"rrelatime":      {set: unix.MOUNT_ATTR_RELATIME, clr: unix.MOUNT_ATTR__ATIME},
+	"rnorelatime":    {clr: unix.MOUNT_ATTR__ATIME},
+	"rnoatime":       {set: unix.MOUNT_ATTR_NOATIME, clr: unix.MOUNT_ATTR__ATIME},
+	"ratime":         {clr: unix.MOUNT_ATTR__ATIME},
+	"rstrictatime":   {set: unix.MOUNT_ATTR_STRICTATIME, clr: unix.MOUNT_ATTR__ATIME},
+	"rnostrictatime": {clr: unix.MOUNT_ATTR__ATIME},
+	"rnosymfollow":   {set: unix.MOUNT_ATTR_NOSYMFOLLOW},
+	"rsymfollow":     {clr: unix.MOUNT_ATTR_NOSYMFOLLOW},
+}
+
+// RecursiveMountOptions are the recursive options ParseMount accepts.
+func RecursiveMountOptions() []string {
+	out := make([]string, 0, len(recursiveAttrs))
+	for o := range recursiveAttrs {
+		out = append(out, o)
+	}
+	slices.Sort(out)
+	return out
 }
 
 // ParseMount translates a spec mount into the flags, propagation changes
@@ -123,6 +148,12 @@ func ParseMount(m specs.Mount) (Mount, error) {
 		}
 		if p, ok := propagationFlags[o]; ok {
 			out.PropagationFlags = append(out.PropagationFlags, p)
+			continue
+		}
+		if a, ok := recursiveAttrs[o]; ok {
+			// A later option wins over an earlier one, as for flags.
+			out.RecAttrSet = out.RecAttrSet&^a.clr | a.set
+			out.RecAttrClr = out.RecAttrClr&^a.set | a.clr
 			continue
 		}
 		if unsupportedOptions[o] {

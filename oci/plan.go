@@ -114,6 +114,10 @@ type Mount struct {
 	PropagationFlags []uintptr
 	// Data is the filesystem-specific option string.
 	Data string
+	// RecAttrSet and RecAttrClr are MOUNT_ATTR_* flags applied with
+	// mount_setattr(2) to the mount and every mount below it (the "rro",
+	// "rnosuid", ... options).
+	RecAttrSet, RecAttrClr uint64
 }
 
 // IsBind reports whether the mount is a bind mount.

@@ -421,3 +421,27 @@ func TestUserNamespace(t *testing.T) {
 		t.Fatalf("init runs as host uid %s, want 100000", hostUID)
 	}
 }
+
+// TestRecursiveReadonlyMount checks "rro": a bind mount and the mounts
+// below it are read-only. Negative control: plain "ro" leaves the submount
+// writable, which is why "rro" exists.
+func TestRecursiveReadonlyMount(t *testing.T) {
+	testutil.RequiresRoot(t)
+	src := t.TempDir()
+	sub := filepath.Join(src, "sub")
+	if err := os.Mkdir(sub, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := unix.Mount("tmpfs", sub, "tmpfs", 0, "size=1m"); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { unix.Unmount(sub, unix.MNT_DETACH) })
+	for opt, want := range map[string]string{"rro": "refused", "ro": "written"} {
+		bundle, spec, _ := testBundle(t, "sh", "-c", "touch /vol/sub/f 2>/dev/null && echo written || echo refused")
+		spec.Mounts = append(spec.Mounts, specs.Mount{Destination: "/vol", Type: "bind", Source: src, Options: []string{"rbind", opt}})
+		out, e := runContainer(t, bundle, spec, nil)
+		if e.Status != 0 || strings.TrimSpace(out) != want {
+			t.Errorf("%s: exit %d, %q, want %q", opt, e.Status, out, want)
+		}
+	}
+}

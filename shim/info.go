@@ -12,6 +12,8 @@ import (
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/anypb"
 
+	"github.com/boxrt/containerd-shim-box-v1/oci"
+
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 )
 
@@ -45,13 +47,14 @@ func Features() *features.Features {
 		OCIVersionMin: "1.0.0",
 		OCIVersionMax: specs.Version,
 		Hooks:         []string{},
-		MountOptions: []string{
+		// The recursive options ("rro", ...) are applied with mount_setattr.
+		MountOptions: append([]string{
 			"async", "atime", "bind", "defaults", "dev", "diratime", "dirsync", "exec",
 			"mand", "noatime", "nodev", "nodiratime", "noexec", "nomand", "norelatime",
-			"nostrictatime", "nosuid", "private", "rbind", "relatime", "remount", "ro",
+			"nostrictatime", "nosuid", "nosymfollow", "private", "rbind", "relatime", "remount", "ro",
 			"rprivate", "rshared", "rslave", "runbindable", "rw", "shared", "slave",
-			"strictatime", "suid", "sync", "unbindable",
-		},
+			"strictatime", "suid", "symfollow", "sync", "unbindable",
+		}, oci.RecursiveMountOptions()...),
 		Linux: &features.Linux{
 			Namespaces: []string{"cgroup", "ipc", "mount", "network", "pid", "user", "uts"},
 			Cgroup:     &features.Cgroup{V1: &t, V2: &t},

@@ -72,7 +72,7 @@ func mountOne(root *os.File, m oci.Mount) error {
 	if err != nil {
 		return fmt.Errorf("mount %s on %s: %w", m.Source, m.Destination, err)
 	}
-	if (!m.IsBind() || m.Flags&bindFlags == 0) && len(m.PropagationFlags) == 0 {
+	if (!m.IsBind() || m.Flags&bindFlags == 0) && len(m.PropagationFlags) == 0 && m.RecAttrSet|m.RecAttrClr == 0 {
 		return nil
 	}
 	// The handle refers to the directory under the new mount; reopen to
@@ -85,6 +85,12 @@ func mountOne(root *os.File, m oci.Mount) error {
 	if m.IsBind() && m.Flags&bindFlags != 0 {
 		if err := remountBind(top, m.Flags&bindFlags); err != nil {
 			return fmt.Errorf("remount %s: %w", m.Destination, err)
+		}
+	}
+	if m.RecAttrSet|m.RecAttrClr != 0 {
+		attr := &unix.MountAttr{Attr_set: m.RecAttrSet, Attr_clr: m.RecAttrClr}
+		if err := unix.MountSetattr(int(top.Fd()), "", unix.AT_EMPTY_PATH|unix.AT_RECURSIVE, attr); err != nil {
+			return fmt.Errorf("set recursive attributes on %s: %w", m.Destination, err)
 		}
 	}
 	for _, pf := range m.PropagationFlags {
