@@ -155,13 +155,13 @@ func TestMetricsV1(t *testing.T) {
 	}
 }
 
-// TestOOMBeforeExit runs, 20 times, a container with a 16 MiB memory limit whose init
+// TestOOMBeforeExit runs, 50 times, a container with a 16 MiB memory limit whose init
 // allocates from its first instruction until the OOM killer ends it, and verifies each time
 // that /tasks/oom arrives, once, before /tasks/exit, and that the exit is a SIGKILL (137).
 func TestOOMBeforeExit(t *testing.T) {
 	c := startBox(t)
 	ctx := c.Context(t)
-	for i := range 20 {
+	for i := range 50 {
 		id := harness.RandID(t, "oom")
 		ctr := newContainer(t, c, id, []string{"sh", "-c", "x=aaaaaaaaaaaaaaaa; while :; do x=$x$x; done"},
 			oci.WithMemoryLimit(16<<20))
