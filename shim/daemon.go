@@ -66,6 +66,7 @@ func serve(ctx context.Context, f flags) error {
 	defer oom.close()
 	rp := newReaper()
 	svc := newService(rp, events, oom, stop)
+	orphan := watchContainerd(ctx, os.Getenv(containerdEnv), os.Getenv("TTRPC_ADDRESS"))
 	taskAPI.RegisterTTRPCTaskService(server, svc)
 
 	serveErr := make(chan error, 1)
@@ -87,6 +88,9 @@ func serve(ctx context.Context, f flags) error {
 				return fmt.Errorf("serve task API: %w", err)
 			}
 			return nil
+		case <-orphan:
+			orphan = nil
+			svc.orphaned()
 		case <-done:
 			return shutdownServer(ctx, server, l)
 		}

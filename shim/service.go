@@ -41,6 +41,8 @@ type service struct {
 	mu sync.Mutex
 	// containers by id.
 	containers map[string]*container // guarded by mu
+	// orphan is set once containerd is gone for good (orphan.go).
+	orphan bool // guarded by mu
 }
 
 func newService(r *reaper, ev *eventQueue, oom *oomWatcher, shutdown func()) *service {
@@ -227,6 +229,7 @@ func (s *service) watchExit(c *container) {
 	if !c.starting {
 		s.publishExit(c)
 	}
+	go s.exitIfOrphanedAndIdle()
 }
 
 // publishExit queues TaskExit once.

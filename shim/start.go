@@ -122,6 +122,7 @@ func ensureDaemon(p *startParams, opts Options, bundle, address string) error {
 		// The daemon's own work is small and mostly waiting; one P keeps
 		// its thread count (and memory) down. Containers are unaffected.
 		"GOMAXPROCS=1",
+		containerdEnv+"="+containerdIdentity(),
 	)
 	cmd.ExtraFiles = []*os.File{lf}
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}

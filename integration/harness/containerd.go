@@ -44,6 +44,7 @@ type Containerd struct {
 type options struct {
 	version string
 	peer    bool
+	env     []string
 }
 
 // Option configures Start.
@@ -55,6 +56,24 @@ func WithVersion(v string) Option { return func(o *options) { o.version = v } }
 // WithRuncPeer also makes io.containerd.runc.v2 usable (containerd-shim-runc-v2 and runc from
 // BOX_PEER on this containerd's PATH). Only comparisons use it: with it, runc is on PATH.
 func WithRuncPeer() Option { return func(o *options) { o.peer = true } }
+
+// WithShimEnv adds KEY=VALUE pairs to containerd's environment, which the
+// shims it starts inherit.
+func WithShimEnv(kv ...string) Option { return func(o *options) { o.env = append(o.env, kv...) } }
+
+// StopContainerd stops this containerd (SIGTERM, then SIGKILL) and leaves its
+// shims and containers running, as a crash or an upgrade would. Cleanup still
+// removes everything at the end of the test.
+func (c *Containerd) StopContainerd(t testing.TB) {
+	t.Helper()
+	if c.Client != nil {
+		c.Client.Close()
+		c.Client, c.d.Client = nil, nil
+	}
+	if err := c.d.Stop(); err != nil {
+		t.Fatalf("stop containerd: %v", err)
+	}
+}
 
 // Start launches a private containerd with the box shim registered and returns it once it serves.
 func Start(t testing.TB, opts ...Option) *Containerd {
@@ -78,6 +97,7 @@ func Start(t testing.TB, opts ...Option) *Containerd {
 	d.Version = o.version
 	d.LogLevel = "debug"
 	d.Namespace = Namespace
+	d.Env = o.env
 	c := &Containerd{
 		Address:      d.Address,
 		TTRPCAddress: d.TTRPCAddress,

@@ -42,6 +42,8 @@ type Daemon struct {
 	LogLevel string
 	// Namespace is the default namespace of Client.
 	Namespace string
+	// Env is added to the daemon's environment, which its shims inherit.
+	Env []string
 	// Poll is how often Start checks whether the daemon serves (50 ms when zero).
 	Poll time.Duration
 
@@ -128,7 +130,7 @@ func (d *Daemon) launch(bin, path string) error {
 	}
 	defer logf.Close()
 	cmd := exec.Command(bin, "--config", filepath.Join(d.Dir, "config.toml"))
-	cmd.Env = []string{"PATH=" + path, "TMPDIR=" + d.Dir}
+	cmd.Env = append([]string{"PATH=" + path, "TMPDIR=" + d.Dir}, d.Env...)
 	cmd.Dir = d.Dir
 	cmd.Stdout, cmd.Stderr = logf, logf
 	// Pdeathsig: if the caller dies (a test timeout panic), the daemon dies with it.
