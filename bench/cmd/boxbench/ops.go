@@ -16,7 +16,7 @@ import (
 	"github.com/boxrt/containerd-shim-box-v1/bench/internal/rig"
 	taskv3 "github.com/containerd/containerd/api/runtime/task/v3"
 	"github.com/containerd/containerd/v2/client"
-	"github.com/containerd/containerd/v2/core/containers"
+	"github.com/containerd/containerd/v2/contrib/seccomp"
 	"github.com/containerd/containerd/v2/pkg/cio"
 	"github.com/containerd/containerd/v2/pkg/oci"
 	"github.com/containerd/errdefs"
@@ -34,24 +34,18 @@ func (b *bench) newID(prefix string, rt rig.Runtime) string {
 	return fmt.Sprintf("%s-%s-%d", prefix, rt.Name, idSeq.Add(1))
 }
 
-// noSeccomp drops any seccomp profile: box has no seccomp yet, so neither side gets one.
-func noSeccomp(_ context.Context, _ oci.Client, _ *containers.Container, s *oci.Spec) error {
-	if s.Linux != nil {
-		s.Linux.Seccomp = nil
-	}
-	return nil
-}
 
 // specOpts are the same on both sides: containerd's default Linux spec (pid, mount, ipc, uts
 // namespaces; the network namespace is the host's; masked and read-only paths; the default
-// capability set), the image config, args, a cgroup below the rig's parent, no seccomp.
+// capability set), the image config, args, a cgroup below the rig's parent, and containerd's
+// default seccomp profile (what CRI gives a pod with RuntimeDefault).
 func (b *bench) specOpts(id string, args []string, extra ...oci.SpecOpts) []oci.SpecOpts {
 	opts := []oci.SpecOpts{
 		oci.WithImageConfig(b.rig.Image),
 		oci.WithProcessArgs(args...),
 		oci.WithHostNamespace(specs.NetworkNamespace),
 		oci.WithCgroup(b.rig.CgroupPath(id)),
-		noSeccomp,
+		seccomp.WithDefaultProfile(),
 	}
 	return append(opts, extra...)
 }

@@ -60,7 +60,7 @@ func (b *bench) warmup(ctx context.Context) error {
 func (b *bench) ctrRun(ctx context.Context, rt rig.Runtime) (time.Duration, error) {
 	id := b.newID("l1", rt)
 	args := []string{"-a", b.rig.Address, "-n", rig.Namespace, "run", "--rm", "--fifo-dir", b.rig.FIFODir,
-		"--net-host", "--cgroup", b.rig.CgroupPath(id)}
+		"--net-host", "--seccomp", "--cgroup", b.rig.CgroupPath(id)}
 	args = append(args, rt.CtrArgs...)
 	args = append(args, b.rig.Image.Name(), id, "true")
 	ctx, cancel := context.WithTimeout(ctx, opTimeout)
