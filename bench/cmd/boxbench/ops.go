@@ -34,7 +34,6 @@ func (b *bench) newID(prefix string, rt rig.Runtime) string {
 	return fmt.Sprintf("%s-%s-%d", prefix, rt.Name, idSeq.Add(1))
 }
 
-
 // specOpts are the same on both sides: containerd's default Linux spec (pid, mount, ipc, uts
 // namespaces; the network namespace is the host's; masked and read-only paths; the default
 // capability set), the image config, args, a cgroup below the rig's parent, and containerd's
