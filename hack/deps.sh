@@ -4,9 +4,10 @@
 #   iproute2        network checks in tests
 #   libseccomp-dev, pkg-config  runc (the comparison peer) is built with seccomp
 #   gcc, libc6-dev  the shim is built with cgo (runtime/nsenter)
+#   util-linux, lsof, procps  the client suite's namespace sandbox (hack/client-suite.sh)
 set -euo pipefail
 
-PKGS=(busybox-static iproute2 libseccomp-dev pkg-config gcc libc6-dev make git)
+PKGS=(busybox-static iproute2 libseccomp-dev pkg-config gcc libc6-dev make git util-linux lsof procps)
 missing=()
 for p in "${PKGS[@]}"; do
 	if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed'; then
