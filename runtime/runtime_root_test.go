@@ -445,3 +445,40 @@ func TestRecursiveReadonlyMount(t *testing.T) {
 		}
 	}
 }
+
+// TestNoInheritableCaps is the CVE-2022-29162 check: with containerd's
+// default spec the container's process has no inheritable and no ambient
+// capabilities, so a file-capability binary it execs gains nothing.
+// Negative control: asking for inheritable and ambient caps shows them.
+func TestNoInheritableCaps(t *testing.T) {
+	testutil.RequiresRoot(t)
+	read := func(set func(*specs.Spec)) (inh, amb string) {
+		bundle, spec, _ := testBundle(t, "grep", "-E", "^Cap(Inh|Amb)", "/proc/self/status")
+		set(spec)
+		out, e := runContainer(t, bundle, spec, nil)
+		if e.Status != 0 {
+			t.Fatalf("exit %d: %s", e.Status, out)
+		}
+		for _, l := range strings.Split(out, "\n") {
+			if f := strings.Fields(l); len(f) == 2 {
+				switch f[0] {
+				case "CapInh:":
+					inh = f[1]
+				case "CapAmb:":
+					amb = f[1]
+				}
+			}
+		}
+		return inh, amb
+	}
+	if inh, amb := read(func(*specs.Spec) {}); inh != "0000000000000000" || amb != "0000000000000000" {
+		t.Errorf("default spec: CapInh %s CapAmb %s, want none", inh, amb)
+	}
+	inh, amb := read(func(s *specs.Spec) {
+		s.Process.Capabilities.Inheritable = []string{"CAP_CHOWN"}
+		s.Process.Capabilities.Ambient = []string{"CAP_CHOWN"}
+	})
+	if inh == "0000000000000000" || amb == "0000000000000000" {
+		t.Errorf("negative control: CapInh %s CapAmb %s, want CAP_CHOWN in both", inh, amb)
+	}
+}
