@@ -210,6 +210,10 @@ run_suite() {
 	# copies, not links: the namespace hides /tmp, /run and /var/lib, and a rebuild of the shim
 	# during the run must not change what runs
 	cp "$TOOLS/bin/containerd" "$TOOLS/bin/ctr" "$SHIM" "$w/bin/" || return 1
+	# the suite, its testdata and the registry too: the repository may itself live under /tmp
+	# (or /run, /var/lib), which the namespace replaces
+	mkdir "$w/suite" || return 1
+	cp -r "$SUITE/client.test" "$SUITE/testdata" "$SUITE/registry" "$w/suite/" || return 1
 	if [ "$rt" = runc ]; then
 		[ -x "$PEER/runc" ] && [ -x "$PEER/containerd-shim-runc-v2" ] || { echo "client-suite: peer missing: make tools" >&2; return 1; }
 		# runc-fp: runc behind the suite's failpoint wrapper (TestIssue9103, TestIssue10589)
@@ -234,8 +238,7 @@ run_suite() {
 	(
 		for root in $(cgroup_roots); do echo "$BASHPID" >"$root/$name/cgroup.procs"; done
 		export CS_DIR=$w CS_NAME=$name CS_RUNTIME=$runtime CS_TIMEOUT=$SUITE_TIMEOUT CS_RUN=$run \
-			CS_REGISTRY=$PWD/$SUITE/registry CS_SUITE_DIR=$PWD/$SUITE
-		[[ $SUITE = /* ]] && CS_REGISTRY=$SUITE/registry CS_SUITE_DIR=$SUITE
+			CS_REGISTRY=$w/suite/registry CS_SUITE_DIR=$w/suite
 		# pdeathsig: if this script dies, the namespace's pid 1 dies and takes everything with it
 		exec setpriv --pdeathsig KILL unshare --mount --cgroup --pid --net --fork --kill-child \
 			--mount-proc --propagation private -- "$PWD/hack/client-suite.sh" __inner
