@@ -68,6 +68,8 @@ type Container struct {
 	pidfd  int
 	sync   *syncConn
 	exited <-chan Exit
+	// setupExit is the init's exit when Create killed it (see kill).
+	setupExit *Exit
 }
 
 // Exited receives the init process's exit exactly once.
@@ -136,7 +138,7 @@ func Create(ctx context.Context, cfg CreateConfig) (_ *Container, retErr error) 
 	}
 	console, err := awaitReady(parent, cfg.Terminal, "container init")
 	if errors.Is(err, errEOF) {
-		return nil, fmt.Errorf("container init exited during setup: %w", c.exitError())
+		return nil, fmt.Errorf("container init exited during setup (exit status %d)", c.kill().Status)
 	}
 	if err != nil {
 		return nil, err
@@ -338,25 +340,21 @@ func (c *Container) SignalAll(sig syscall.Signal) error {
 // Pids lists the container's processes.
 func (c *Container) Pids() ([]int, error) { return c.Cgroup.Pids() }
 
-// kill ends the init process and waits for it (setup failed).
-func (c *Container) kill() {
-	_ = unix.PidfdSendSignal(c.pidfd, unix.SIGKILL, nil, 0)
-	<-c.exited
-	unix.Close(c.pidfd)
-	c.pidfd = -1
-}
-
-func (c *Container) exitError() error {
-	select {
-	case e := <-c.exited:
-		// Put it back for whoever else waits.
-		ch := make(chan Exit, 1)
-		ch <- e
-		c.exited = ch
-		return fmt.Errorf("exit status %d", e.Status)
-	case <-time.After(time.Second):
-		return errors.New("no exit status")
+// kill ends the init process and returns its exit (setup failed). It is
+// idempotent: Create's error path may call it twice.
+//
+// Preconditions: only Create's goroutine uses c (c has not been returned).
+func (c *Container) kill() Exit {
+	if c.setupExit == nil {
+		if c.pidfd >= 0 {
+			_ = unix.PidfdSendSignal(c.pidfd, unix.SIGKILL, nil, 0)
+		}
+		e := <-c.exited
+		c.setupExit = &e
+		unix.Close(c.pidfd)
+		c.pidfd = -1
 	}
+	return *c.setupExit
 }
 
 // Destroy removes what is left of the container after its init exited: any
