@@ -83,6 +83,9 @@ func NewPlan(s *specs.Spec, bundle string) (*Plan, error) {
 	if plan.Devices, err = Devices(s); err != nil {
 		return nil, err
 	}
+	if plan.Hooks, err = PlanHooks(s.Hooks); err != nil {
+		return nil, err
+	}
 	return plan, nil
 }
 

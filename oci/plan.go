@@ -59,6 +59,9 @@ type Plan struct {
 
 	// Process is the container's init process.
 	Process *ProcessPlan
+
+	// Hooks are the spec's hooks, validated (see Hooks for where each runs).
+	Hooks Hooks
 }
 
 // NamespaceJoin is a namespace the container joins by path.
