@@ -10,6 +10,7 @@ import (
 	"os"
 
 	specs "github.com/opencontainers/runtime-spec/specs-go"
+	"golang.org/x/sys/unix"
 )
 
 // Plan is what the runtime does to turn a validated spec into a container.
@@ -57,6 +58,16 @@ type Plan struct {
 	// such as a ramdisk). It is set by the runtime, not from the spec.
 	NoPivotRoot bool
 
+	// NetDevices are linux.netDevices, sorted by host name: moved into the
+	// container's network namespace by the runtime before the init stage
+	// is configured.
+	NetDevices []NetDevice
+	// IntelRdt is linux.intelRdt (closID checked); the runtime decides
+	// whether the host can honour it.
+	IntelRdt *specs.LinuxIntelRdt
+	// MountLabel is linux.mountLabel (an SELinux context for mounts).
+	MountLabel string
+
 	// Process is the container's init process.
 	Process *ProcessPlan
 
@@ -93,6 +104,25 @@ type ProcessPlan struct {
 	// OOMScoreAdj is written to /proc/self/oom_score_adj when set.
 	OOMScoreAdj *int
 	Terminal    bool
+
+	// Scheduler is process.scheduler as sched_setattr(2) takes it; nil
+	// keeps the inherited policy.
+	Scheduler *unix.SchedAttr
+	// IOPriority is process.ioPriority as ioprio_set(2) takes it
+	// (class << 13 | level); nil keeps the inherited one.
+	IOPriority *int
+	// ExecCPUAffinity is process.execCPUAffinity. The spec: "This setting
+	// is not applicable to the container's init process"; the runtime
+	// applies it to exec'd processes only.
+	ExecCPUAffinity *CPUAffinity
+	// ApparmorProfile and SelinuxLabel are process.apparmorProfile and
+	// process.selinuxLabel, applied on execve.
+	ApparmorProfile, SelinuxLabel string
+	// Personality and MemoryPolicy are the container's linux.personality
+	// and linux.memoryPolicy: like Seccomp, every process of the container
+	// gets them (nil: none).
+	Personality  *Personality
+	MemoryPolicy *MemoryPolicy
 }
 
 // Capabilities are capability sets as bit masks.

@@ -118,6 +118,10 @@ func NewProcessPlan(p *specs.Process) (*ProcessPlan, error) {
 	if p.OOMScoreAdj != nil && (*p.OOMScoreAdj < -1000 || *p.OOMScoreAdj > 1000) {
 		return nil, fieldErrorf("process.oomScoreAdj", "%d is outside -1000..1000", *p.OOMScoreAdj)
 	}
+	var attrs ProcessPlan
+	if err := processAttrs(p, &attrs); err != nil {
+		return nil, err
+	}
 	pp := &ProcessPlan{
 		Args:            append([]string(nil), p.Args...),
 		Env:             append([]string(nil), p.Env...),
@@ -127,6 +131,11 @@ func NewProcessPlan(p *specs.Process) (*ProcessPlan, error) {
 		Rlimits:         rlimits,
 		NoNewPrivileges: p.NoNewPrivileges,
 		Terminal:        p.Terminal,
+		Scheduler:       attrs.Scheduler,
+		IOPriority:      attrs.IOPriority,
+		ExecCPUAffinity: attrs.ExecCPUAffinity,
+		ApparmorProfile: p.ApparmorProfile,
+		SelinuxLabel:    p.SelinuxLabel,
 	}
 	pp.User.AdditionalGids = append([]uint32(nil), p.User.AdditionalGids...)
 	if p.OOMScoreAdj != nil {
