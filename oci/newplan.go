@@ -77,6 +77,9 @@ func NewPlan(s *specs.Spec, bundle string) (*Plan, error) {
 	if err := planLinuxPaths(plan, l); err != nil {
 		return nil, err
 	}
+	if err := CheckResources(l.Resources); err != nil {
+		return nil, err
+	}
 	if err := planLinuxAttrs(plan, l, ns); err != nil {
 		return nil, err
 	}
