@@ -35,6 +35,8 @@ const (
 	envNaiveMkdir  = "BOX_ROOTFS_TEST_NAIVE"    // "1": mountpoints made with filepath.Join
 	envNaiveNull   = "BOX_ROOTFS_TEST_NAIVENUL" // "1": /dev/null not verified
 	envFakeDevNull = "BOX_ROOTFS_TEST_FAKENUL"  // "symlink" or "regular": replace /dev/null after Prepare
+	envTargets     = "BOX_ROOTFS_TEST_TARGETS"  // "1": report every mount target outside the rootfs (race_test.go)
+	envNoSymCheck  = "BOX_ROOTFS_TEST_NOSYMCHK" // "1": procfs/sysfs destinations not checked for symlinks
 )
 
 // Exit codes of the child.
@@ -75,6 +77,12 @@ func childMain() int {
 		openDevNull = func(*os.File) (*os.File, error) {
 			return os.OpenFile("/dev/null", unix.O_PATH|unix.O_CLOEXEC, 0)
 		}
+	}
+	if os.Getenv(envTargets) == "1" {
+		reportTargetsOutside(p.Rootfs)
+	}
+	if os.Getenv(envNoSymCheck) == "1" {
+		checkProcDest = func(*os.File, string) error { return nil }
 	}
 	if err := Prepare(&p); err != nil {
 		fmt.Fprintf(os.Stderr, "prepare: invalid=%v: %v\n", errdefs.IsInvalidArgument(err), err)

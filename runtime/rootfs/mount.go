@@ -27,6 +27,10 @@ const bindFlags = unix.MS_RDONLY | unix.MS_NOSUID | unix.MS_NODEV | unix.MS_NOEX
 // implementation and show what the secure one prevents.
 var mkMountpoint = mkMountpointInRoot
 
+// checkProcDest is checkNoSymlinks for procfs and sysfs destinations; a
+// variable so that tests can show what the check prevents.
+var checkProcDest = checkNoSymlinks
+
 // fdPath is the path through which mount(2) reaches the file f refers to.
 func fdPath(f *os.File) string {
 	return "/proc/thread-self/fd/" + strconv.Itoa(int(f.Fd()))
@@ -49,7 +53,7 @@ func mountOne(root *os.File, m oci.Mount) error {
 	case "proc", "sysfs":
 		// A procfs or sysfs mounted where a symlink points could be used to
 		// fool the runtime's later writes to /proc (CVE-2019-19921).
-		if err := checkNoSymlinks(root, m.Destination); err != nil {
+		if err := checkProcDest(root, m.Destination); err != nil {
 			return fmt.Errorf("mount %s on %s: %w", m.Type, m.Destination, err)
 		}
 	case "cgroup":
