@@ -5,7 +5,7 @@
 // the cgroup root (/sys/fs/cgroup on v2, /sys/fs/cgroup/<controller> on v1); relative paths
 // are placed under RelativeParent ("/box"). On v1 the cgroup is created in every mounted
 // controller hierarchy; named hierarchies (name=systemd) belong to the init system and are
-// left alone. Only the cgroupfs driver is supported, not the systemd driver.
+// left alone. The systemd driver (NewSystemd, cgroupsPath "slice:prefix:name") is in systemd.go.
 package cgroup
 
 import (
@@ -87,6 +87,9 @@ func New(cgroupsPath string, res *specs.LinuxResources) (Cgroup, error) {
 // Load opens an existing cgroup (for `delete` after a shim crash). A cgroup that exists in no
 // hierarchy fails with errdefs.ErrNotFound.
 func Load(cgroupsPath string) (Cgroup, error) {
+	if isSystemdPath(cgroupsPath) {
+		return LoadSystemd(cgroupsPath) // New refuses this form: it can only be NewSystemd's
+	}
 	p, err := resolve(cgroupsPath)
 	if err != nil {
 		return nil, err

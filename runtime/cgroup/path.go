@@ -30,7 +30,7 @@ const cgroupRoot = "/sys/fs/cgroup"
 // escape RelativeParent or name an ancestor), a path that resolves to a hierarchy root, and
 // paths starting with /sys/fs/cgroup (a mount point is not a cgroup path; cgroup2 refuses them
 // too, and v1 must behave the same). The systemd driver's "slice:prefix:name" form fails with
-// errdefs.ErrNotImplemented.
+// errdefs.ErrInvalidArgument: it is NewSystemd's.
 func resolve(cgroupsPath string) (string, error) {
 	if cgroupsPath == "" {
 		return "", fmt.Errorf("cgroupsPath is empty: %w", errdefs.ErrInvalidArgument)
@@ -41,7 +41,7 @@ func resolve(cgroupsPath string) (string, error) {
 		}
 	}
 	if isSystemdPath(cgroupsPath) {
-		return "", fmt.Errorf("cgroupsPath %q uses the systemd cgroup driver: %w", cgroupsPath, errdefs.ErrNotImplemented)
+		return "", fmt.Errorf("cgroupsPath %q has the systemd cgroup driver's form slice:prefix:name; set the runtime option SystemdCgroup: %w", cgroupsPath, errdefs.ErrInvalidArgument)
 	}
 	var p string
 	if strings.HasPrefix(cgroupsPath, "/") {

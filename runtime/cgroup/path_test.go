@@ -27,7 +27,7 @@ func TestResolve(t *testing.T) {
 		{in: "/", err: errdefs.ErrInvalidArgument},
 		{in: ".", err: errdefs.ErrInvalidArgument},
 		{in: "/sys/fs/cgroup/memory/x", err: errdefs.ErrInvalidArgument},
-		{in: "system.slice:cri-containerd:abc", err: errdefs.ErrNotImplemented},
+		{in: "system.slice:cri-containerd:abc", err: errdefs.ErrInvalidArgument}, // NewSystemd's form
 		{in: "/a:b:c", want: "/a:b:c"}, // an absolute path is never a systemd unit
 	} {
 		got, err := resolve(tc.in)
