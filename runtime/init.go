@@ -155,41 +155,30 @@ func setNames(p *oci.Plan) error {
 	return nil
 }
 
-// writeSysctls writes linux.sysctl through the container's /proc/sys.
+// writeSysctls writes linux.sysctl through the container's /proc/sys,
+// from a verified procfs handle and never across a mount or a symlink
+// (process.WriteProcfs: CVE-2019-16884, CVE-2025-52881).
 //
 // Preconditions: the container's root, with its own procfs at /proc.
 func writeSysctls(sysctl map[string]string) error {
 	if len(sysctl) == 0 {
 		return nil
 	}
-	proc, err := unix.Open("/proc", unix.O_PATH|unix.O_DIRECTORY|unix.O_CLOEXEC|unix.O_NOFOLLOW, 0)
+	proc, err := process.OpenProcfs("/proc")
 	if err != nil {
-		return fmt.Errorf("open /proc: %w", err)
+		return fmt.Errorf("linux.sysctl: %w", err)
 	}
 	defer unix.Close(proc)
-	var st unix.Statfs_t
-	if err := unix.Fstatfs(proc, &st); err != nil || st.Type != unix.PROC_SUPER_MAGIC {
-		return fmt.Errorf("linux.sysctl: /proc in the container is not a procfs: %w", errdefs.ErrInvalidArgument)
-	}
 	for k, v := range sysctl {
 		rel := strings.ReplaceAll(k, ".", "/")
 		if k == "" || strings.Contains(k, "..") || strings.HasPrefix(k, "/") || filepath.Clean(rel) != rel {
 			return fmt.Errorf("linux.sysctl: invalid key %q: %w", k, errdefs.ErrInvalidArgument)
 		}
-		fd, err := unix.Openat2(proc, "sys/"+rel, &unix.OpenHow{
-			Flags:   unix.O_WRONLY | unix.O_CLOEXEC | unix.O_TRUNC,
-			Resolve: unix.RESOLVE_NO_SYMLINKS | unix.RESOLVE_NO_MAGICLINKS | unix.RESOLVE_NO_XDEV,
-		})
-		if err != nil {
-			if errors.Is(err, unix.ENOENT) {
+		if err := process.WriteProcfs(proc, "sys/"+rel, v); err != nil {
+			if errdefs.IsNotFound(err) {
 				return fmt.Errorf("linux.sysctl: %q does not exist: %w", k, errdefs.ErrInvalidArgument)
 			}
-			return fmt.Errorf("open sysctl %q: %w", k, err)
-		}
-		_, err = unix.Write(fd, []byte(v))
-		unix.Close(fd)
-		if err != nil {
-			return fmt.Errorf("write sysctl %s=%q: %w", k, v, err)
+			return fmt.Errorf("linux.sysctl %s=%q: %w", k, v, err)
 		}
 	}
 	return nil

@@ -34,6 +34,16 @@ func enterCwd(cwd string, done bool) error {
 			return cwdError(cwd, err)
 		}
 	}
+	return checkCwd(cwd)
+}
+
+// checkCwd is checkCwdInRoot; a variable so that tests can show what the
+// check prevents.
+var checkCwd = checkCwdInRoot
+
+// checkCwdInRoot fails with errdefs.ErrInvalidArgument when the calling
+// thread's working directory is not below its root.
+func checkCwdInRoot(cwd string) error {
 	wd, err := unix.Getwd()
 	if err == nil && (!strings.HasPrefix(wd, "/") || strings.HasPrefix(wd, "(unreachable)")) {
 		err = unix.ENOENT

@@ -57,8 +57,23 @@ func lookPath(argv0 string, env []string) (string, error) {
 	return "", errdefs.ErrNotFound.WithMessage(fmt.Sprintf("exec: %q: executable file not found in $PATH", argv0))
 }
 
+// execResolve are the openat2 resolve flags a program's path must resolve
+// with. RESOLVE_NO_MAGICLINKS refuses "/proc/self/fd/N/...", "/proc/self/
+// cwd/..." and "/proc/self/exe": execve resolves the path while every
+// descriptor is still open (close-on-exec applies only after), so a path
+// through a descriptor the runtime held would run a program of the host
+// (CVE-2024-21626 with args[0]). A variable so that tests can clear it.
+var execResolve uint64 = unix.RESOLVE_NO_MAGICLINKS
+
 // checkExecutable reports why path is not an executable regular file.
 func checkExecutable(path string) error {
+	fd, err := unix.Openat2(unix.AT_FDCWD, path, &unix.OpenHow{Flags: unix.O_PATH | unix.O_CLOEXEC, Resolve: execResolve})
+	if errors.Is(err, unix.ELOOP) {
+		return fmt.Errorf("%s resolves through a /proc magic link (or too many symlinks): %w: %w", path, errdefs.ErrInvalidArgument, err)
+	}
+	if err == nil {
+		unix.Close(fd)
+	}
 	st, err := os.Stat(path)
 	if err != nil {
 		return err

@@ -101,5 +101,5 @@ func childSetup() error {
 	if os.Getenv(envNoCloexec) != "" {
 		cloexecFDs = func() error { return nil }
 	}
-	return nil
+	return escapeChildSetup()
 }

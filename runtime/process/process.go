@@ -186,17 +186,6 @@ func setRlimits(rls []oci.Rlimit) error {
 	return nil
 }
 
-func setOOMScoreAdj(adj *int) error {
-	if adj == nil {
-		return nil
-	}
-	const file = "/proc/self/oom_score_adj"
-	if err := os.WriteFile(file, []byte(strconv.Itoa(*adj)), 0); err != nil {
-		return fmt.Errorf("set oom_score_adj: %w", err)
-	}
-	return nil
-}
-
 // resolveUser reads the current root's /etc/passwd and /etc/group.
 func resolveUser(p *oci.ProcessPlan) (oci.Identity, error) {
 	passwd, err := openUserFile("/etc/passwd")
