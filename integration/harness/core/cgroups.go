@@ -13,9 +13,14 @@ import (
 )
 
 // CgroupRoots are the hierarchies mounted under /sys/fs/cgroup (v1 controllers and, on a
-// hybrid host, the unified one). The process_api directory is never included, so nothing in
-// this package looks below it.
+// hybrid host, the unified one), or /sys/fs/cgroup itself when it is a pure cgroup2 mount
+// (the cgroup v2 VM). The process_api directory is never included, so nothing in this package
+// looks below it.
 func CgroupRoots() []string {
+	var st unix.Statfs_t
+	if unix.Statfs("/sys/fs/cgroup", &st) == nil && st.Type == unix.CGROUP2_SUPER_MAGIC {
+		return []string{"/sys/fs/cgroup"}
+	}
 	ents, _ := os.ReadDir("/sys/fs/cgroup")
 	var roots []string
 	for _, e := range ents {
