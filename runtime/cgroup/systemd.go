@@ -48,6 +48,11 @@ import (
 // systemdBooted is the directory that exists when systemd is the init system (sd_booted(3)).
 var systemdBooted = "/run/systemd/system"
 
+// skipResourceProperties is a test hook (the negative control of
+// TestSystemdReappliedSettingsKeepLimits): the scope is started without the properties
+// systemdProperties derives, the limits are only written as files.
+var skipResourceProperties = false
+
 // systemdTimeout bounds each conversation with systemd (a start or stop job included).
 const systemdTimeout = 30 * time.Second
 
@@ -161,6 +166,9 @@ func (c *systemdCgroup) start(pid int) (*v2Cgroup, error) {
 	resProps, err := systemdProperties(c.res)
 	if err != nil {
 		return nil, err
+	}
+	if skipResourceProperties {
+		resProps = nil
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), systemdTimeout)
 	defer cancel()
@@ -339,6 +347,10 @@ func (c *systemdCgroup) Stats() (any, error) {
 // gone already (systemd stops and removes a scope whose last process exited) is not an error.
 func (c *systemdCgroup) Delete() error {
 	pids, err := readProcsTree(c.dir)
+	if errors.Is(err, syscall.ENODEV) {
+		// systemd is removing the cgroup of a scope whose last process just exited
+		pids, err = nil, nil
+	}
 	if err != nil {
 		return fmt.Errorf("delete cgroup %s: %w", c.path, err)
 	}
