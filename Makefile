@@ -3,6 +3,7 @@
 GO        ?= go
 OUTPUT    := _output
 SHIM      := $(OUTPUT)/bin/containerd-shim-box-v1
+DAEMON    := $(OUTPUT)/bin/containerd-shim-box-v1-daemon
 TOOLS     := $(OUTPUT)/tools
 PEER      := $(OUTPUT)/peer/bin
 PREFIX    ?= /usr/local
@@ -20,11 +21,21 @@ INTEGRATION_ENV := BOX_SHIM_BIN=$(CURDIR)/$(SHIM) BOX_TOOLS=$(CURDIR)/$(TOOLS) B
 
 all: build
 
+# Two binaries, installed side by side. containerd-shim-box-v1 (start, delete, and the
+# container-side init and exec stages) runs several times for every container, so it links no
+# task API, ttrpc or gRPC code and is static, with Go's own user and DNS code: a dynamically
+# linked cgo binary spends ~1.5 ms of each start in the dynamic loader and libc. The daemon,
+# containerd-shim-box-v1-daemon, is pure Go (docs/benchmarks.md, docs/architecture.md).
+BUILD_TAGS    := osusergo,netgo
+BUILD_LDFLAGS := -linkmode external -extldflags -static
+
 build:
-	CGO_ENABLED=1 $(GO) build -o $(SHIM) ./cmd/containerd-shim-box-v1
+	CGO_ENABLED=1 $(GO) build -tags $(BUILD_TAGS) -ldflags '$(BUILD_LDFLAGS)' -o $(SHIM) ./cmd/containerd-shim-box-v1
+	CGO_ENABLED=0 $(GO) build -o $(DAEMON) ./cmd/containerd-shim-box-v1-daemon
 
 install: build
 	install -D -m 0755 $(SHIM) $(DESTDIR)$(PREFIX)/bin/containerd-shim-box-v1
+	install -D -m 0755 $(DAEMON) $(DESTDIR)$(PREFIX)/bin/containerd-shim-box-v1-daemon
 
 tools: deps
 	TOOLS=$(TOOLS) PEER=$(PEER) CONTAINERD_VERSION=$(CONTAINERD_VERSION) \

@@ -115,7 +115,7 @@ CD=github.com/containerd/containerd/v2
 for tool in unshare setpriv timeout ip lsof ps; do
 	command -v "$tool" >/dev/null || { echo "client-suite: $tool is missing (apt-get install util-linux coreutils iproute2 lsof procps)" >&2; exit 1; }
 done
-for f in "$TOOLS/bin/containerd" "$TOOLS/bin/ctr" "$SHIM"; do
+for f in "$TOOLS/bin/containerd" "$TOOLS/bin/ctr" "$SHIM" "$SHIM-daemon"; do
 	[ -x "$f" ] || { echo "client-suite: $f missing: make build tools" >&2; exit 1; }
 done
 start=$SECONDS
@@ -209,7 +209,7 @@ run_suite() {
 	CUR_DIR=$w CUR_NAME=$name
 	# copies, not links: the namespace hides /tmp, /run and /var/lib, and a rebuild of the shim
 	# during the run must not change what runs
-	cp "$TOOLS/bin/containerd" "$TOOLS/bin/ctr" "$SHIM" "$w/bin/" || return 1
+	cp "$TOOLS/bin/containerd" "$TOOLS/bin/ctr" "$SHIM" "$SHIM-daemon" "$w/bin/" || return 1
 	# the suite, its testdata and the registry too: the repository may itself live under /tmp
 	# (or /run, /var/lib), which the namespace replaces
 	mkdir "$w/suite" || return 1

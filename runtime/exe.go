@@ -19,10 +19,19 @@ var sealed struct {
 	once sync.Once
 	fd   int
 	err  error
+	// exe is the binary to seal; empty means the running executable.
+	exe string
 }
 
-// SealedExe returns the path through which the daemon re-executes itself for
-// the container-side stages. It is never the on-disk shim binary
+// SetStageExecutable names the binary whose sealed copy runs the
+// container-side stages: the daemon binary is not one, the small
+// containerd-shim-box-v1 beside it is. Unset, the running executable is its
+// own stage (the runtime's tests). It must be called before the first
+// SealedExe.
+func SetStageExecutable(path string) { sealed.exe = path }
+
+// SealedExe returns the path through which the daemon executes the
+// container-side stages (SetStageExecutable). It is never the on-disk shim binary
 // (CVE-2019-5736): a process inside a container that opens /proc/<pid>/exe of
 // a helper gets a file it cannot write, so the host binary can't be replaced.
 //
@@ -36,10 +45,13 @@ var sealed struct {
 // it is valid in children until they execve.
 func SealedExe() (string, error) {
 	sealed.once.Do(func() {
-		exe, err := os.Executable()
-		if err != nil {
-			sealed.err = fmt.Errorf("find own executable: %w", err)
-			return
+		exe := sealed.exe
+		if exe == "" {
+			var err error
+			if exe, err = os.Executable(); err != nil {
+				sealed.err = fmt.Errorf("find own executable: %w", err)
+				return
+			}
 		}
 		fd, err := overlayExe(exe)
 		if err != nil {

@@ -17,6 +17,8 @@ import (
 	"github.com/containerd/log"
 	"github.com/containerd/ttrpc"
 	"golang.org/x/sys/unix"
+
+	"github.com/boxrt/containerd-shim-box-v1/shim/launch"
 )
 
 // serve is the daemon: it serves the task API on the socket start handed it
@@ -24,9 +26,9 @@ import (
 //
 // containerd runs... no: start runs it with the bundle as working directory,
 // where containerd created the "log" fifo the daemon logs to.
-func serve(ctx context.Context, f flags) error {
-	ctx = namespaces.WithNamespace(ctx, f.namespace)
-	if err := setupLogger(ctx, f.debug); err != nil {
+func serve(ctx context.Context, f launch.Flags) error {
+	ctx = namespaces.WithNamespace(ctx, f.Namespace)
+	if err := setupLogger(ctx, f.Debug); err != nil {
 		return err
 	}
 	tuneGC()
@@ -39,7 +41,7 @@ func serve(ctx context.Context, f flags) error {
 	signal.Notify(signals, unix.SIGCHLD, unix.SIGTERM, unix.SIGINT)
 	signal.Ignore(unix.SIGPIPE)
 
-	l, err := listener(f.socket)
+	l, err := listener(f.Socket)
 	if err != nil {
 		return err
 	}
@@ -66,12 +68,12 @@ func serve(ctx context.Context, f flags) error {
 	defer oom.close()
 	rp := newReaper()
 	svc := newService(rp, events, oom, stop)
-	orphan := watchContainerd(ctx, os.Getenv(containerdEnv), os.Getenv("TTRPC_ADDRESS"))
+	orphan := watchContainerd(ctx, os.Getenv(launch.ContainerdEnv), os.Getenv("TTRPC_ADDRESS"))
 	taskAPI.RegisterTTRPCTaskService(server, svc)
 
 	serveErr := make(chan error, 1)
 	go func() { serveErr <- server.Serve(ctx, l) }()
-	log.G(ctx).WithField("id", f.id).Debug("serving task API")
+	log.G(ctx).WithField("id", f.ID).Debug("serving task API")
 
 	for {
 		select {

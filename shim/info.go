@@ -13,6 +13,7 @@ import (
 	"google.golang.org/protobuf/types/known/anypb"
 
 	"github.com/boxrt/containerd-shim-box-v1/oci"
+	"github.com/boxrt/containerd-shim-box-v1/shim/launch"
 
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 )
@@ -25,9 +26,9 @@ func info(ctx context.Context, stdin io.Reader, stdout io.Writer) error {
 		return fmt.Errorf("marshal features: %w", err)
 	}
 	ri := &types.RuntimeInfo{
-		Name: Name,
+		Name: launch.Name,
 		Version: &types.RuntimeVersion{
-			Version: Version,
+			Version: launch.Version,
 		},
 		Features: &anypb.Any{TypeUrl: feat.GetTypeUrl(), Value: feat.GetValue()},
 	}

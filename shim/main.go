@@ -1,7 +1,7 @@
-// Package shim is the containerd-facing half of box: the start and delete
-// actions containerd runs, the long-lived daemon serving the task API over
-// ttrpc, task state, stdio and events. It drives containers only through the
-// runtime package.
+// Package shim is the daemon half of box: it serves the task API over ttrpc
+// (task state, stdio, events) and drives containers only through the runtime
+// package. The commands containerd runs as short-lived processes (start,
+// delete) are in shim/launch, a separate and much smaller binary.
 package shim
 
 import (
@@ -9,60 +9,22 @@ import (
 	"errors"
 	"flag"
 	"fmt"
-	"io"
 	"os"
 
 	"github.com/containerd/errdefs"
+
+	"github.com/boxrt/containerd-shim-box-v1/runtime"
+	"github.com/boxrt/containerd-shim-box-v1/shim/launch"
 )
 
-// Name is the runtime type containerd knows box by.
-const Name = "io.containerd.box.v1"
-
-// Version is set at build time.
-var Version = "dev"
-
-// flags are the command-line values containerd passes to every action.
-type flags struct {
-	namespace string
-	id        string
-	address   string
-	bundle    string
-	socket    string
-	debug     bool
-	version   bool
-	info      bool
-	action    string
-}
-
-func parseFlags(args []string, stderr io.Writer) (flags, error) {
-	var f flags
-	fs := flag.NewFlagSet("containerd-shim-box-v1", flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	fs.StringVar(&f.namespace, "namespace", "", "namespace that owns the shim")
-	fs.StringVar(&f.id, "id", "", "id of the task")
-	fs.StringVar(&f.address, "address", "", "grpc address back to containerd")
-	fs.StringVar(&f.bundle, "bundle", "", "path to the bundle (delete)")
-	fs.StringVar(&f.socket, "socket", "", "socket path to serve (daemon; default: inherited fd 3)")
-	fs.String("publish-binary", "", "ignored: events go to containerd over ttrpc")
-	fs.String("debug-socket", "", "ignored")
-	fs.BoolVar(&f.debug, "debug", false, "enable debug output in logs")
-	fs.BoolVar(&f.version, "v", false, "show the shim version and exit")
-	fs.BoolVar(&f.version, "version", false, "show the shim version and exit")
-	fs.BoolVar(&f.info, "info", false, "print the runtime info and exit")
-	if err := fs.Parse(args); err != nil {
-		return f, fmt.Errorf("%w: %w", err, errdefs.ErrInvalidArgument)
-	}
-	f.action = fs.Arg(0)
-	return f, nil
-}
-
-// Main runs the shim with the process's arguments and exits.
+// Main runs the daemon binary (containerd-shim-box-v1-daemon) with the
+// process's arguments and exits.
 func Main() {
 	os.Exit(run(os.Args[1:]))
 }
 
 func run(args []string) int {
-	f, err := parseFlags(args, os.Stderr)
+	f, err := launch.ParseFlags(args, os.Stderr)
 	if err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			return 0
@@ -71,23 +33,30 @@ func run(args []string) int {
 	}
 	ctx := context.Background()
 	switch {
-	case f.version:
-		fmt.Printf("containerd-shim-box-v1:\n  Version:  %s\n  Runtime:  %s\n", Version, Name)
+	case f.Version:
+		launch.PrintVersion(os.Stdout)
 		return 0
-	case f.info:
+	case f.Info:
 		err = info(ctx, os.Stdin, os.Stdout)
-	case f.action == "start":
-		err = start(ctx, f)
-	case f.action == "delete":
-		err = deleteAction(ctx, f)
-	case f.action == "":
-		err = serve(ctx, f)
+	case f.Action == "":
+		err = serveWithStage(ctx, f)
 	default:
-		err = fmt.Errorf("unknown action %q: %w", f.action, errdefs.ErrInvalidArgument)
+		err = fmt.Errorf("action %q is %s's, not the daemon's: %w", f.Action, launch.ShimBinary, errdefs.ErrInvalidArgument)
 	}
 	if err != nil {
-		fmt.Fprintf(os.Stderr, "containerd-shim-box-v1: %v\n", err)
+		fmt.Fprintf(os.Stderr, "%s: %v\n", launch.DaemonBinary, err)
 		return 1
 	}
 	return 0
+}
+
+// serveWithStage runs the daemon with the container-side stages taken from
+// the containerd-shim-box-v1 binary beside it.
+func serveWithStage(ctx context.Context, f launch.Flags) error {
+	stage, err := launch.StagePath()
+	if err != nil {
+		return err
+	}
+	runtime.SetStageExecutable(stage)
+	return serve(ctx, f)
 }

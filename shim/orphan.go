@@ -2,7 +2,6 @@ package shim
 
 import (
 	"context"
-	"fmt"
 	"os"
 	"strconv"
 	"strings"
@@ -11,13 +10,12 @@ import (
 	cshim "github.com/containerd/containerd/v2/pkg/shim"
 	"github.com/containerd/log"
 	"golang.org/x/sys/unix"
+
+	"github.com/boxrt/containerd-shim-box-v1/shim/launch"
 )
 
 // Environment passed from start to the daemon, and the knob for tests.
 const (
-	// containerdEnv is "<pid>:<start time>" of the containerd that started
-	// the daemon.
-	containerdEnv = "BOX_CONTAINERD"
 	// orphanGraceEnv overrides defaultOrphanGrace (a Go duration).
 	orphanGraceEnv = "BOX_ORPHAN_GRACE"
 )
@@ -25,17 +23,6 @@ const (
 // defaultOrphanGrace is how long containerd may be away (a restart, an
 // upgrade) before the daemon considers it gone for good.
 const defaultOrphanGrace = 10 * time.Minute
-
-// containerdIdentity names the calling process's parent (containerd, for
-// the start action) so the daemon can watch it.
-func containerdIdentity() string {
-	ppid := os.Getppid()
-	st, err := procStartTime(ppid)
-	if err != nil {
-		return ""
-	}
-	return fmt.Sprintf("%d:%d", ppid, st)
-}
 
 // watchContainerd returns a channel closed once containerd has been gone
 // for the grace period: it exited, and its ttrpc socket did not answer
@@ -53,7 +40,7 @@ func watchContainerd(ctx context.Context, ident, ttrpcAddress string) <-chan str
 	if err != nil {
 		return gone
 	}
-	if st, err := procStartTime(pid); err != nil || st != start {
+	if st, err := launch.ProcStartTime(pid); err != nil || st != start {
 		unix.Close(fd) // already gone and its pid reused: not our containerd
 		return gone
 	}

@@ -25,6 +25,7 @@ import (
 
 	"github.com/boxrt/containerd-shim-box-v1/oci"
 	"github.com/boxrt/containerd-shim-box-v1/runtime"
+	"github.com/boxrt/containerd-shim-box-v1/shim/launch"
 )
 
 // service implements containerd's task API v3 for every container of one
@@ -98,7 +99,7 @@ func (s *service) create(ctx context.Context, r *taskAPI.CreateTaskRequest) (_ *
 		}
 	}()
 
-	opts, err := parseOptions(r.Options)
+	opts, err := launch.ParseOptions(r.Options)
 	if err != nil {
 		return nil, err
 	}
@@ -160,9 +161,9 @@ func (s *service) create(ctx context.Context, r *taskAPI.CreateTaskRequest) (_ *
 		ioUID: int(opts.IoUID), ioGID: int(opts.IoGID),
 	}
 	c.execsDone = sync.NewCond(&c.mu)
-	st := bundleState{Pid: rt.Pid, CgroupsPath: plan.CgroupsPath}
-	st.StartTime, _ = procStartTime(rt.Pid)
-	if err := writeBundleState(r.Bundle, st); err != nil {
+	st := launch.BundleState{Pid: rt.Pid, CgroupsPath: plan.CgroupsPath}
+	st.StartTime, _ = launch.ProcStartTime(rt.Pid)
+	if err := launch.WriteBundleState(r.Bundle, st); err != nil {
 		log.G(ctx).WithError(err).Warn("write bundle state")
 	}
 
@@ -210,7 +211,7 @@ func (s *service) watchExit(c *container) {
 		// a pid namespace.
 		_ = c.rt.SignalAll(unix.SIGKILL)
 	}
-	if err := writeExit(c.bundle, exitState{Pid: c.rt.Pid, Status: e.Status, ExitedAt: e.At}); err != nil {
+	if err := launch.WriteExit(c.bundle, launch.ExitState{Pid: c.rt.Pid, Status: e.Status, ExitedAt: e.At}); err != nil {
 		log.L.WithError(err).WithField("id", c.id).Warn("write exit state")
 	}
 	// An OOM kill of init must be published before its exit.
@@ -522,7 +523,7 @@ func (s *service) CloseIO(ctx context.Context, r *taskAPI.CloseIORequest) (*ptyp
 
 // Connect tells containerd the daemon's and the task's pids.
 func (s *service) Connect(ctx context.Context, r *taskAPI.ConnectRequest) (*taskAPI.ConnectResponse, error) {
-	resp := &taskAPI.ConnectResponse{ShimPid: uint32(os.Getpid()), Version: Version}
+	resp := &taskAPI.ConnectResponse{ShimPid: uint32(os.Getpid()), Version: launch.Version}
 	if c, err := s.get(r.ID); err == nil && c != nil {
 		resp.TaskPid = c.pid()
 	}

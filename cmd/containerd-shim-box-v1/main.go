@@ -1,7 +1,10 @@
-// Command containerd-shim-box-v1 is a containerd shim (task API v3) that is
-// also its own OCI runtime. The same binary runs as the shim (start, delete,
-// -info, the daemon) and, re-executed from a sealed copy, as the container
-// side init and exec stages.
+// Command containerd-shim-box-v1 is the binary containerd runs for the
+// io.containerd.box.v1 runtime: the start and delete actions (shim/launch),
+// which start or clean up after the daemon (containerd-shim-box-v1-daemon,
+// installed beside it), and, executed by the daemon from a sealed copy, the
+// container-side init and exec stages. It links no task API, ttrpc or gRPC
+// code: it runs several times for every container, and package
+// initialisation is most of a Go program's start-up time.
 package main
 
 import (
@@ -12,7 +15,7 @@ import (
 	// The exec stage's namespace join runs in this constructor, before the
 	// Go runtime starts.
 	_ "github.com/boxrt/containerd-shim-box-v1/runtime/nsenter"
-	"github.com/boxrt/containerd-shim-box-v1/shim"
+	"github.com/boxrt/containerd-shim-box-v1/shim/launch"
 )
 
 func init() {
@@ -33,5 +36,5 @@ func main() {
 	if isExecStage() {
 		runtime.ExecMain()
 	}
-	shim.Main()
+	launch.Main()
 }

@@ -50,9 +50,10 @@ build_containerd() {
 		done
 		echo "$stamp" >"$dir/bin/version"
 	fi
-	echo "vm-build: containerd-shim-box-v1 (cgo, static)"
+	echo "vm-build: containerd-shim-box-v1 (cgo, static) and containerd-shim-box-v1-daemon"
 	CGO_ENABLED=1 go build -o "$dir/bin/containerd-shim-box-v1" -tags osusergo,netgo \
 		-ldflags "-s -w -linkmode external -extldflags -static" ./cmd/containerd-shim-box-v1
+	CGO_ENABLED=0 go build -o "$dir/bin/containerd-shim-box-v1-daemon" -ldflags "-s -w" ./cmd/containerd-shim-box-v1-daemon
 	go run ./integration/cmd/mkimage "$dir/busybox.tar"
 	install -m 0755 hack/vm/containerd-test.sh "$VM_OUT/bin/containerd.test"
 }

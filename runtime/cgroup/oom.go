@@ -10,6 +10,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"sync"
+	"syscall"
 	"unsafe"
 
 	"github.com/containerd/cgroups/v3/cgroup1"
@@ -73,7 +74,7 @@ func parseOOMKill(b []byte) (uint64, bool) {
 
 // oomCounterFile is the file holding cg's oom_kill counter.
 func oomCounterFile(cg Cgroup) (string, error) {
-	switch c := cg.(type) {
+	switch c := unwrapSystemd(cg).(type) {
 	case *v1Cgroup:
 		dir, err := c.memoryDir()
 		if err != nil {
@@ -115,6 +116,10 @@ var ErrOOMEventsClosed = errors.New("OOM events closed")
 type OOMEvents struct {
 	epfd int // epoll over wake, the inotify fd and every eventfd
 	wake int // eventfd written by Close
+	// poll is epfd registered with Go's netpoller (an epoll fd is readable while it has
+	// events), so a Wait parks its goroutine instead of blocking an OS thread in epoll_wait.
+	poll syscall.RawConn
+	file *os.File // owns epfd
 
 	mu sync.Mutex
 	// inotify is the inotify fd, or -1 until a v2 cgroup is added.
@@ -165,8 +170,20 @@ func NewOOMEvents() (_ *OOMEvents, retErr error) {
 		unix.Close(wake)
 		return nil, err
 	}
+	if err := unix.SetNonblock(epfd, true); err != nil {
+		unix.Close(wake)
+		return nil, fmt.Errorf("epoll fd non-blocking: %w", err)
+	}
+	file := os.NewFile(uintptr(epfd), "oom-epoll")
+	poll, err := file.SyscallConn()
+	if err != nil {
+		unix.Close(wake)
+		file.Close()
+		epfd = -1 // closed with file
+		return nil, err
+	}
 	e := &OOMEvents{
-		epfd: epfd, wake: wake, inotify: -1,
+		epfd: epfd, wake: wake, inotify: -1, poll: poll, file: file,
 		regs: make(map[uint64]*oomReg), byKey: make(map[uint64]uint64), byWatch: make(map[int32][]uint64),
 		next: oomFirstSerial,
 	}
@@ -190,7 +207,7 @@ func epollSerial(ev unix.EpollEvent) uint64 {
 // Add starts watching cg under key, which Wait reports. A key already added is replaced. A
 // cgroup without a memory controller fails with errdefs.ErrNotImplemented.
 func (e *OOMEvents) Add(cg Cgroup, key uint64) error {
-	switch c := cg.(type) {
+	switch c := unwrapSystemd(cg).(type) {
 	case *v1Cgroup:
 		dir, err := c.memoryDir()
 		if err != nil {
@@ -334,7 +351,14 @@ func (e *OOMEvents) Wait() ([]uint64, error) {
 		e.waiting = true
 		e.mu.Unlock()
 
-		n, err := unix.EpollWait(e.epfd, evs[:], -1)
+		var n int
+		var err error
+		if perr := e.poll.Read(func(fd uintptr) bool {
+			n, err = unix.EpollWait(int(fd), evs[:], 0)
+			return err != nil || n > 0 // else park until epfd is readable
+		}); perr != nil {
+			err = perr
+		}
 
 		e.mu.Lock()
 		e.waiting = false
@@ -436,5 +460,5 @@ func (e *OOMEvents) Close() error {
 		e.inotify = -1
 	}
 	unix.Close(e.wake)
-	return unix.Close(e.epfd)
+	return e.file.Close()
 }

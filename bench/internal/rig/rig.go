@@ -187,7 +187,8 @@ func (r *Rig) ShimPids(kind string) []int {
 	var pids []int
 	for _, s := range core.ShimPids(r.Dir, r.shimNames()...) {
 		base := filepath.Base(s.Argv[0])
-		isBox := base == harness.ShimBinary || base == filepath.Base(r.cfg.Shim)
+		// box's daemon is containerd-shim-box-v1-daemon, beside the shim.
+		isBox := strings.HasPrefix(base, harness.ShimBinary) || base == filepath.Base(r.cfg.Shim)
 		if (kind == "box" && !isBox) || (kind == "runc" && base != "containerd-shim-runc-v2") {
 			continue
 		}

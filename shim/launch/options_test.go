@@ -1,4 +1,4 @@
-package shim
+package launch
 
 import (
 	"os"
@@ -23,7 +23,7 @@ func anyOf(t *testing.T, url string, m proto.Message) *anypb.Any {
 // TestParseOptionsRunc checks that runc's options type is accepted and its
 // portable fields kept, so switching runtime_type needs no other change.
 func TestParseOptionsRunc(t *testing.T) {
-	o, err := parseOptions(anyOf(t, "containerd.runc.v1.Options", &runcoptions.Options{
+	o, err := ParseOptions(anyOf(t, "containerd.runc.v1.Options", &runcoptions.Options{
 		ShimCgroup: "/shims", IoUid: 1000, IoGid: 1001, NoPivotRoot: true, NoNewKeyring: true,
 		BinaryName: "/usr/bin/runc", Root: "/run/runc",
 	}))
@@ -39,7 +39,7 @@ func TestParseOptionsRunc(t *testing.T) {
 // TestParseOptionsCRI checks CRI's runtimeoptions with a TOML body and with
 // a config file path.
 func TestParseOptionsCRI(t *testing.T) {
-	o, err := parseOptions(anyOf(t, "runtimeoptions.v1.Options", &runtimeoptions.Options{
+	o, err := ParseOptions(anyOf(t, "runtimeoptions.v1.Options", &runtimeoptions.Options{
 		ConfigBody: []byte("ShimCgroup = \"/pods\"\nIoUid = 7\n"),
 	}))
 	if err != nil || o.ShimCgroup != "/pods" || o.IoUID != 7 {
@@ -49,7 +49,7 @@ func TestParseOptionsCRI(t *testing.T) {
 	if err := writeFile(path, "NoNewKeyring = true\n"); err != nil {
 		t.Fatal(err)
 	}
-	o, err = parseOptions(anyOf(t, "runtimeoptions.v1.Options", &runtimeoptions.Options{ConfigPath: path}))
+	o, err = ParseOptions(anyOf(t, "runtimeoptions.v1.Options", &runtimeoptions.Options{ConfigPath: path}))
 	if err != nil || !o.NoNewKeyring {
 		t.Fatalf("path: %+v, %v", o, err)
 	}
@@ -64,11 +64,11 @@ func TestParseOptionsErrors(t *testing.T) {
 		"bad toml":       anyOf(t, "runtimeoptions.v1.Options", &runtimeoptions.Options{ConfigBody: []byte("IoUid = \"x\"")}),
 		"systemd cgroup": anyOf(t, "containerd.runc.v1.Options", &runcoptions.Options{SystemdCgroup: true}),
 	} {
-		if _, err := parseOptions(a); !errdefs.IsInvalidArgument(err) {
+		if _, err := ParseOptions(a); !errdefs.IsInvalidArgument(err) {
 			t.Errorf("%s: err = %v, want InvalidArgument", name, err)
 		}
 	}
-	if o, err := parseOptions(nil); err != nil || o != (Options{}) {
+	if o, err := ParseOptions(nil); err != nil || o != (Options{}) {
 		t.Errorf("nil options: %+v, %v", o, err)
 	}
 }

@@ -1,16 +1,12 @@
-package shim
+package launch
 
 import (
-	"context"
 	"encoding/json"
 	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"syscall"
-
-	"github.com/containerd/containerd/v2/pkg/namespaces"
-	cshim "github.com/containerd/containerd/v2/pkg/shim"
 
 	"github.com/boxrt/containerd-shim-box-v1/runtime/cgroup"
 )
@@ -35,7 +31,7 @@ const (
 // one, or reuse the group's), and tell containerd its address.
 //
 // containerd runs it with the bundle as the working directory.
-func start(ctx context.Context, f flags) error {
+func start(f Flags) error {
 	stdin, err := readStdin()
 	if err != nil {
 		return fmt.Errorf("read start input: %w", err)
@@ -44,7 +40,7 @@ func start(ctx context.Context, f flags) error {
 	if err != nil {
 		return err
 	}
-	opts, err := parseOptions(p.options)
+	opts, err := ParseOptions(p.options)
 	if err != nil {
 		return err
 	}
@@ -52,7 +48,6 @@ func start(ctx context.Context, f flags) error {
 	if err != nil {
 		return err
 	}
-	ctx = namespaces.WithNamespace(ctx, p.namespace)
 	root := p.socketDir
 	if root == "" {
 		root = os.Getenv(socketDirEnv)
@@ -60,10 +55,7 @@ func start(ctx context.Context, f flags) error {
 	if root == "" {
 		root = defaultSocketRoot
 	}
-	address, err := cshim.CreateSocketAddress(ctx, root, p.grpcAddress, groupID(bundle, p.id), false)
-	if err != nil {
-		return err
-	}
+	address := socketAddress(root, p.grpcAddress, p.namespace, groupID(bundle, p.id))
 	if err := ensureDaemon(p, opts, bundle, address); err != nil {
 		return err
 	}
@@ -81,18 +73,18 @@ func start(ctx context.Context, f flags) error {
 // ensureDaemon starts a daemon listening on address unless one already
 // serves it (a grouped container). A stale socket is replaced.
 func ensureDaemon(p *startParams, opts Options, bundle, address string) error {
-	l, err := cshim.NewSocket(address)
+	l, err := newSocket(address)
 	if err != nil {
-		if !cshim.SocketEaddrinuse(err) {
+		if !isAddrInUse(err) {
 			return fmt.Errorf("create socket %s: %w", address, err)
 		}
-		if cshim.CanConnect(address) {
+		if canConnect(address) {
 			return nil
 		}
-		if err := cshim.RemoveSocket(address); err != nil {
+		if err := removeSocket(address); err != nil {
 			return fmt.Errorf("remove stale socket %s: %w", address, err)
 		}
-		if l, err = cshim.NewSocket(address); err != nil {
+		if l, err = newSocket(address); err != nil {
 			return fmt.Errorf("create socket %s: %w", address, err)
 		}
 	}
@@ -105,7 +97,7 @@ func ensureDaemon(p *startParams, opts Options, bundle, address string) error {
 	}
 	defer lf.Close()
 
-	self, err := os.Executable()
+	daemon, err := DaemonPath()
 	if err != nil {
 		return err
 	}
@@ -113,7 +105,7 @@ func ensureDaemon(p *startParams, opts Options, bundle, address string) error {
 	if p.debug {
 		args = append(args, "-debug")
 	}
-	cmd := exec.Command(self, args...)
+	cmd := exec.Command(daemon, args...)
 	cmd.Dir = bundle
 	cmd.Env = append(os.Environ(),
 		"TTRPC_ADDRESS="+p.ttrpcAddress,
@@ -122,17 +114,17 @@ func ensureDaemon(p *startParams, opts Options, bundle, address string) error {
 		// The daemon's own work is small and mostly waiting; one P keeps
 		// its thread count (and memory) down. Containers are unaffected.
 		"GOMAXPROCS=1",
-		containerdEnv+"="+containerdIdentity(),
+		ContainerdEnv+"="+containerdIdentity(),
 	)
 	cmd.ExtraFiles = []*os.File{lf}
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 	if err := cmd.Start(); err != nil {
-		_ = cshim.RemoveSocket(address)
+		_ = removeSocket(address)
 		return fmt.Errorf("start daemon: %w", err)
 	}
 	if err := placeDaemon(cmd.Process.Pid, opts); err != nil {
 		_ = cmd.Process.Kill()
-		_ = cshim.RemoveSocket(address)
+		_ = removeSocket(address)
 		return err
 	}
 	return cmd.Process.Release()
@@ -151,7 +143,7 @@ func placeDaemon(pid int, opts Options) error {
 			return fmt.Errorf("move daemon into ShimCgroup %s: %w", opts.ShimCgroup, err)
 		}
 	}
-	if err := cshim.AdjustOOMScore(pid); err != nil {
+	if err := adjustOOMScore(pid); err != nil {
 		return fmt.Errorf("adjust daemon oom score: %w", err)
 	}
 	return nil
@@ -176,4 +168,19 @@ func groupID(bundle, id string) string {
 		}
 	}
 	return id
+}
+
+// ContainerdEnv is "<pid>:<start time>" of the containerd that ran start,
+// passed to the daemon so it can watch containerd (ParseIdentity).
+const ContainerdEnv = "BOX_CONTAINERD"
+
+// containerdIdentity names the calling process's parent (containerd, for
+// the start action) so the daemon can watch it.
+func containerdIdentity() string {
+	ppid := os.Getppid()
+	st, err := ProcStartTime(ppid)
+	if err != nil {
+		return ""
+	}
+	return fmt.Sprintf("%d:%d", ppid, st)
 }

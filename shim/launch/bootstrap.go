@@ -1,4 +1,4 @@
-package shim
+package launch
 
 import (
 	"encoding/json"
@@ -45,25 +45,25 @@ const maxStdin = 10 << 20
 // parseStart decides which protocol containerd used and merges what it said.
 // flags are the already parsed command-line values; env is how to read the
 // environment. Garbage input is an InvalidArgument error, never a panic.
-func parseStart(f flags, stdin []byte, getenv func(string) string) (*startParams, error) {
-	if f.id == "" {
+func parseStart(f Flags, stdin []byte, getenv func(string) string) (*startParams, error) {
+	if f.ID == "" {
 		return nil, fmt.Errorf("-id is required: %w", errdefs.ErrInvalidArgument)
 	}
-	if f.namespace == "" {
+	if f.Namespace == "" {
 		return nil, fmt.Errorf("-namespace is required: %w", errdefs.ErrInvalidArgument)
 	}
 	if len(stdin) > maxStdin {
 		return nil, fmt.Errorf("start input of %d bytes exceeds %d: %w", len(stdin), maxStdin, errdefs.ErrInvalidArgument)
 	}
 	p := &startParams{
-		id:           f.id,
-		namespace:    f.namespace,
-		grpcAddress:  f.address,
+		id:           f.ID,
+		namespace:    f.Namespace,
+		grpcAddress:  f.Address,
 		ttrpcAddress: getenv("TTRPC_ADDRESS"),
-		debug:        f.debug,
+		debug:        f.Debug,
 	}
 	var bp bootapi.BootstrapParams
-	if len(stdin) > 0 && proto.Unmarshal(stdin, &bp) == nil && bp.GetInstanceID() == f.id && bp.GetNamespace() == f.namespace {
+	if len(stdin) > 0 && proto.Unmarshal(stdin, &bp) == nil && bp.GetInstanceID() == f.ID && bp.GetNamespace() == f.Namespace {
 		p.proto = protoBootstrap
 		if a := bp.GetContainerdGrpcAddress(); a != "" {
 			p.grpcAddress = a
@@ -83,7 +83,7 @@ func parseStart(f flags, stdin []byte, getenv func(string) string) (*startParams
 		if len(stdin) > 0 {
 			var opts anypb.Any
 			if err := proto.Unmarshal(stdin, &opts); err != nil {
-				return nil, fmt.Errorf("start input is neither BootstrapParams for -id %q nor runtime options: %v: %w", f.id, err, errdefs.ErrInvalidArgument)
+				return nil, fmt.Errorf("start input is neither BootstrapParams for -id %q nor runtime options: %v: %w", f.ID, err, errdefs.ErrInvalidArgument)
 			}
 			p.options = &opts
 		}

@@ -1,4 +1,4 @@
-package shim
+package launch
 
 import (
 	"encoding/json"
@@ -12,7 +12,7 @@ import (
 
 func env(m map[string]string) func(string) string { return func(k string) string { return m[k] } }
 
-var baseFlags = flags{namespace: "default", id: "c1", address: "/run/ctd.sock"}
+var baseFlags = Flags{Namespace: "default", ID: "c1", Address: "/run/ctd.sock"}
 
 // TestParseStartBootstrap checks that a containerd >= 2.3 BootstrapParams on
 // stdin is recognised and its addresses and options win over the flags.
@@ -79,13 +79,13 @@ func TestParseStartMismatchedBootstrap(t *testing.T) {
 func TestParseStartBadInput(t *testing.T) {
 	e := env(map[string]string{"TTRPC_ADDRESS": "/t"})
 	cases := map[string]struct {
-		f  flags
+		f  Flags
 		in []byte
 		e  func(string) string
 	}{
-		"no id":        {flags{namespace: "n", address: "a"}, nil, e},
-		"no namespace": {flags{id: "c", address: "a"}, nil, e},
-		"no address":   {flags{id: "c", namespace: "n"}, nil, e},
+		"no id":        {Flags{Namespace: "n", Address: "a"}, nil, e},
+		"no namespace": {Flags{ID: "c", Address: "a"}, nil, e},
+		"no address":   {Flags{ID: "c", Namespace: "n"}, nil, e},
 		"no ttrpc":     {baseFlags, nil, env(nil)},
 		"garbage":      {baseFlags, []byte{0xff, 0xff, 0xff, 0x01, 0x02}, e},
 		"huge":         {baseFlags, make([]byte, maxStdin+1), e},
@@ -142,11 +142,11 @@ func TestStartResult(t *testing.T) {
 // TestParseFlags checks the flags containerd passes and a clear error for
 // unknown ones.
 func TestParseFlags(t *testing.T) {
-	f, err := parseFlags([]string{"-namespace", "k8s.io", "-address", "/a", "-publish-binary", "/bin/containerd", "-id", "x", "-debug", "start"}, nil)
-	if err != nil || f.namespace != "k8s.io" || f.id != "x" || !f.debug || f.action != "start" {
+	f, err := ParseFlags([]string{"-namespace", "k8s.io", "-address", "/a", "-publish-binary", "/bin/containerd", "-id", "x", "-debug", "start"}, nil)
+	if err != nil || f.Namespace != "k8s.io" || f.ID != "x" || !f.Debug || f.Action != "start" {
 		t.Fatalf("%+v %v", f, err)
 	}
-	if _, err := parseFlags([]string{"-bogus"}, discard{}); !errdefs.IsInvalidArgument(err) {
+	if _, err := ParseFlags([]string{"-bogus"}, discard{}); !errdefs.IsInvalidArgument(err) {
 		t.Fatalf("unknown flag: %v", err)
 	}
 }

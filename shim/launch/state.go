@@ -1,4 +1,4 @@
-package shim
+package launch
 
 import (
 	"encoding/json"
@@ -16,12 +16,12 @@ import (
 // Files the daemon keeps in a bundle so the delete action can clean up after
 // a daemon that died.
 const (
-	stateFile = "box-state.json"
-	exitFile  = "exit.json"
+	StateFile = "box-state.json"
+	ExitFile  = "exit.json"
 )
 
-// bundleState records what a container owns outside its bundle.
-type bundleState struct {
+// BundleState records what a container owns outside its bundle.
+type BundleState struct {
 	// Pid is the init process and StartTime its start time in clock ticks
 	// since boot (/proc/<pid>/stat field 22): together they name the process
 	// even if the pid is recycled.
@@ -30,7 +30,8 @@ type bundleState struct {
 	CgroupsPath string `json:"cgroupsPath"`
 }
 
-type exitState struct {
+// ExitState is the init process's exit, written when it is known.
+type ExitState struct {
 	Pid      int       `json:"pid"`
 	Status   int       `json:"status"`
 	ExitedAt time.Time `json:"exitedAt"`
@@ -60,16 +61,18 @@ func readJSON(path string, v any) error {
 	return json.Unmarshal(b, v)
 }
 
-func writeBundleState(bundle string, s bundleState) error {
-	return writeJSON(filepath.Join(bundle, stateFile), s)
+// WriteBundleState records s in the bundle, atomically.
+func WriteBundleState(bundle string, s BundleState) error {
+	return writeJSON(filepath.Join(bundle, StateFile), s)
 }
 
-func writeExit(bundle string, e exitState) error {
-	return writeJSON(filepath.Join(bundle, exitFile), e)
+// WriteExit records e in the bundle, atomically.
+func WriteExit(bundle string, e ExitState) error {
+	return writeJSON(filepath.Join(bundle, ExitFile), e)
 }
 
-// procStartTime reads field 22 of /proc/<pid>/stat.
-func procStartTime(pid int) (uint64, error) {
+// ProcStartTime reads field 22 of /proc/<pid>/stat.
+func ProcStartTime(pid int) (uint64, error) {
 	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
 	if err != nil {
 		return 0, err

@@ -1,20 +1,15 @@
-package shim
+package launch
 
 import (
-	"context"
 	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
 	"time"
 
-	taskAPI "github.com/containerd/containerd/api/runtime/task/v3"
-	"github.com/containerd/containerd/v2/core/mount"
-	"github.com/containerd/containerd/v2/pkg/protobuf"
-	cshim "github.com/containerd/containerd/v2/pkg/shim"
 	"github.com/containerd/errdefs"
 	"golang.org/x/sys/unix"
-	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/encoding/protowire"
 
 	"github.com/boxrt/containerd-shim-box-v1/runtime/cgroup"
 )
@@ -23,8 +18,8 @@ import (
 // gone (crashed, killed) or never came up, to release what the container
 // held. It kills what is left of the container, removes its cgroup, unmounts
 // its rootfs and prints the DeleteResponse. Running it twice is harmless.
-func deleteAction(ctx context.Context, f flags) error {
-	bundle := f.bundle
+func deleteAction(f Flags) error {
+	bundle := f.Bundle
 	if bundle == "" {
 		wd, err := os.Getwd()
 		if err != nil {
@@ -33,11 +28,7 @@ func deleteAction(ctx context.Context, f flags) error {
 		bundle = wd
 	}
 	resp, err := cleanupBundle(bundle)
-	out, merr := proto.Marshal(resp)
-	if merr != nil {
-		return merr
-	}
-	if _, werr := os.Stdout.Write(out); werr != nil {
+	if _, werr := os.Stdout.Write(resp.marshal()); werr != nil {
 		return werr
 	}
 	if err != nil {
@@ -50,13 +41,13 @@ func deleteAction(ctx context.Context, f flags) error {
 
 // cleanupBundle releases everything the bundle's container holds and
 // returns the best exit information it has.
-func cleanupBundle(bundle string) (*taskAPI.DeleteResponse, error) {
-	resp := &taskAPI.DeleteResponse{ExitStatus: 128 + uint32(unix.SIGKILL), ExitedAt: protobuf.ToTimestamp(time.Now())}
+func cleanupBundle(bundle string) (deleteResponse, error) {
+	resp := deleteResponse{ExitStatus: 128 + uint32(unix.SIGKILL), ExitedAt: time.Now()}
 	var errs []error
 
-	var st bundleState
-	if err := readJSON(filepath.Join(bundle, stateFile), &st); err != nil && !errors.Is(err, os.ErrNotExist) {
-		errs = append(errs, fmt.Errorf("read %s: %w", stateFile, err))
+	var st BundleState
+	if err := readJSON(filepath.Join(bundle, StateFile), &st); err != nil && !errors.Is(err, os.ErrNotExist) {
+		errs = append(errs, fmt.Errorf("read %s: %w", StateFile, err))
 	}
 	resp.Pid = uint32(st.Pid)
 	if err := killInit(st); err != nil {
@@ -67,22 +58,55 @@ func cleanupBundle(bundle string) (*taskAPI.DeleteResponse, error) {
 			errs = append(errs, err)
 		}
 	}
-	if err := mount.UnmountRecursive(filepath.Join(bundle, "rootfs"), 0); err != nil && !errors.Is(err, os.ErrNotExist) {
+	if err := unmountRecursive(filepath.Join(bundle, "rootfs")); err != nil {
 		errs = append(errs, fmt.Errorf("unmount rootfs: %w", err))
 	}
-	var ex exitState
-	if err := readJSON(filepath.Join(bundle, exitFile), &ex); err == nil {
+	var ex ExitState
+	if err := readJSON(filepath.Join(bundle, ExitFile), &ex); err == nil {
 		resp.ExitStatus = uint32(ex.Status)
-		resp.ExitedAt = protobuf.ToTimestamp(ex.ExitedAt)
+		resp.ExitedAt = ex.ExitedAt
 	}
-	if addr, err := os.ReadFile(filepath.Join(bundle, "address")); err == nil && !cshim.CanConnect(string(addr)) {
-		_ = cshim.RemoveSocket(string(addr))
+	if addr, err := os.ReadFile(filepath.Join(bundle, "address")); err == nil && !canConnect(string(addr)) {
+		_ = removeSocket(string(addr))
 	}
 	return resp, errors.Join(errs...)
 }
 
+// deleteResponse is the task API's DeleteResponse, which the delete action
+// prints. It is encoded here with protowire so this binary links no API
+// package: containerd.task.v3.DeleteResponse has pid = 1, exit_status = 2
+// and exited_at = 3 (a google.protobuf.Timestamp: seconds = 1, nanos = 2).
+// A test checks the bytes against the generated type.
+type deleteResponse struct {
+	Pid, ExitStatus uint32
+	ExitedAt        time.Time
+}
+
+func (r deleteResponse) marshal() []byte {
+	var b []byte
+	if r.Pid != 0 {
+		b = protowire.AppendTag(b, 1, protowire.VarintType)
+		b = protowire.AppendVarint(b, uint64(r.Pid))
+	}
+	if r.ExitStatus != 0 {
+		b = protowire.AppendTag(b, 2, protowire.VarintType)
+		b = protowire.AppendVarint(b, uint64(r.ExitStatus))
+	}
+	var ts []byte
+	if s := r.ExitedAt.Unix(); s != 0 {
+		ts = protowire.AppendTag(ts, 1, protowire.VarintType)
+		ts = protowire.AppendVarint(ts, uint64(s))
+	}
+	if n := r.ExitedAt.Nanosecond(); n != 0 {
+		ts = protowire.AppendTag(ts, 2, protowire.VarintType)
+		ts = protowire.AppendVarint(ts, uint64(n))
+	}
+	b = protowire.AppendTag(b, 3, protowire.BytesType)
+	return protowire.AppendBytes(b, ts)
+}
+
 // killInit kills the recorded init process if it is still the same process.
-func killInit(st bundleState) error {
+func killInit(st BundleState) error {
 	if st.Pid <= 0 {
 		return nil
 	}
@@ -91,7 +115,7 @@ func killInit(st bundleState) error {
 		return nil // gone
 	}
 	defer unix.Close(fd)
-	if t, err := procStartTime(st.Pid); err != nil || t != st.StartTime {
+	if t, err := ProcStartTime(st.Pid); err != nil || t != st.StartTime {
 		return nil // recycled pid: not ours
 	}
 	if err := unix.PidfdSendSignal(fd, unix.SIGKILL, nil, 0); err != nil && !errors.Is(err, unix.ESRCH) {

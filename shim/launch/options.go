@@ -1,4 +1,4 @@
-package shim
+package launch
 
 import (
 	"fmt"
@@ -38,9 +38,9 @@ const (
 	runtimeOptionsType = "runtimeoptions.v1.Options"
 )
 
-// parseOptions decodes containerd's runtime options. A nil or empty Any
+// ParseOptions decodes containerd's runtime options. A nil or empty Any
 // gives the defaults; an unknown type is an InvalidArgument error.
-func parseOptions(a *anypb.Any) (Options, error) {
+func ParseOptions(a *anypb.Any) (Options, error) {
 	var o Options
 	if a == nil || (a.GetTypeUrl() == "" && len(a.GetValue()) == 0) {
 		return o, nil

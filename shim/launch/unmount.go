@@ -1,0 +1,30 @@
+package launch
+
+import (
+	"errors"
+	"fmt"
+	"sort"
+
+	"github.com/moby/sys/mountinfo"
+	"golang.org/x/sys/unix"
+)
+
+// unmountRecursive detaches every mount at or below target, deepest first.
+// A target that is not mounted is fine. (containerd's core/mount does the
+// same, but links the API types and their image-spec and digest packages,
+// whose initialisation this binary would pay on every run.)
+func unmountRecursive(target string) error {
+	mounts, err := mountinfo.GetMounts(mountinfo.PrefixFilter(target))
+	if err != nil {
+		return fmt.Errorf("read mountinfo: %w", err)
+	}
+	sort.Slice(mounts, func(i, j int) bool { return len(mounts[i].Mountpoint) > len(mounts[j].Mountpoint) })
+	var errs []error
+	for _, m := range mounts {
+		err := unix.Unmount(m.Mountpoint, unix.MNT_DETACH)
+		if err != nil && !errors.Is(err, unix.EINVAL) && !errors.Is(err, unix.ENOENT) {
+			errs = append(errs, fmt.Errorf("unmount %s: %w", m.Mountpoint, err))
+		}
+	}
+	return errors.Join(errs...)
+}
