@@ -4,7 +4,6 @@ import (
 	"errors"
 	"fmt"
 	"os"
-	"path/filepath"
 	goruntime "runtime"
 	"strings"
 
@@ -170,11 +169,11 @@ func writeSysctls(sysctl map[string]string) error {
 	}
 	defer unix.Close(proc)
 	for k, v := range sysctl {
-		rel := strings.ReplaceAll(k, ".", "/")
-		if k == "" || strings.Contains(k, "..") || strings.HasPrefix(k, "/") || filepath.Clean(rel) != rel {
-			return fmt.Errorf("linux.sysctl: invalid key %q: %w", k, errdefs.ErrInvalidArgument)
+		rel, err := sysctlPath(k)
+		if err != nil {
+			return err
 		}
-		if err := process.WriteProcfs(proc, "sys/"+rel, v); err != nil {
+		if err := process.WriteProcfs(proc, rel, v); err != nil {
 			if errdefs.IsNotFound(err) {
 				return fmt.Errorf("linux.sysctl: %q does not exist: %w", k, errdefs.ErrInvalidArgument)
 			}
@@ -182,4 +181,23 @@ func writeSysctls(sysctl map[string]string) error {
 		}
 	}
 	return nil
+}
+
+// sysctlPath is the file of sysctl key below /proc: "sys/" and the key with
+// dots as separators, or, as sysctl(8) reads a key with a slash, with
+// slashes as separators and dots kept ("net/ipv4/conf/eth0.1/forwarding").
+// Every component must be a name: no empty, "." or ".." component and no
+// NUL, so the path stays below /proc/sys. A bad key is
+// errdefs.ErrInvalidArgument.
+func sysctlPath(key string) (string, error) {
+	rel := key
+	if !strings.Contains(key, "/") {
+		rel = strings.ReplaceAll(key, ".", "/")
+	}
+	for _, name := range strings.Split(rel, "/") {
+		if name == "" || name == "." || name == ".." || strings.ContainsRune(name, 0) {
+			return "", fmt.Errorf("linux.sysctl: invalid key %q: %w", key, errdefs.ErrInvalidArgument)
+		}
+	}
+	return "sys/" + rel, nil
 }
