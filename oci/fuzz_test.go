@@ -223,13 +223,18 @@ func FuzzIDMappings(f *testing.F) {
 					t.Fatalf("accepted mapping %+v", m)
 				}
 				for _, o := range maps[:i] {
-					if overlap(m.ContainerID, o.ContainerID, m.Size, o.Size) || overlap(m.HostID, o.HostID, m.Size, o.Size) {
+					if rangesOverlap(m.ContainerID, o.ContainerID, m.Size, o.Size) || rangesOverlap(m.HostID, o.HostID, m.Size, o.Size) {
 						t.Fatalf("accepted overlapping mappings %+v and %+v", o, m)
 					}
 				}
 			}
 		}
 	})
+}
+
+// rangesOverlap reports whether [a, a+na) and [b, b+nb) intersect.
+func rangesOverlap(a, b, na, nb uint32) bool {
+	return uint64(a) < uint64(b)+uint64(nb) && uint64(b) < uint64(a)+uint64(na)
 }
 
 // FuzzCgroupsPath checks linux.cgroupsPath: no panic; a refusal is a
