@@ -52,6 +52,14 @@ lint:
 test:
 	hack/gotest.sh $(OUTPUT)/test.log ./...
 
+# Every Go fuzz target (func Fuzz* in any package) for FUZZTIME each, after its seed corpus
+# (testdata/fuzz/<Fuzz>/, also run by `make test`); prints the executions per target
+# (hack/fuzz.sh, docs/testing.md). About 15 s per target at the default.
+FUZZTIME ?= 10s
+.PHONY: fuzz
+fuzz:
+	FUZZTIME=$(FUZZTIME) hack/fuzz.sh $(OUTPUT)/fuzz.log ./...
+
 # -test.root goes after -args (before the packages go test would take the next word as its value)
 # and only to test binaries that define it (hack/roottest.sh).
 root-test:
@@ -80,6 +88,7 @@ check: deps
 	@rm -f $(OUTPUT)/*.log; rc=0; \
 	$(MAKE) --no-print-directory lint || rc=1; \
 	$(MAKE) --no-print-directory test || rc=1; \
+	$(MAKE) --no-print-directory fuzz || rc=1; \
 	$(MAKE) --no-print-directory root-test || rc=1; \
 	$(MAKE) --no-print-directory integration || rc=1; \
 	$(MAKE) --no-print-directory vm-test || rc=1; \

@@ -1,0 +1,52 @@
+#!/usr/bin/env bash
+# fuzz.sh LOG [PKG...]: runs every Go fuzz target of the packages (default ./...) for FUZZTIME
+# each (default 10s), one after the other, and prints one line per target with the executions
+# it ran. LOG gets exactly one "--- PASS: <Fuzz>" or "--- FAIL: <Fuzz>" line per target (so
+# `make check` counts each target once); the full go test output of a target is in
+# <LOG dir>/fuzz/<Fuzz>.out. A failing target leaves its crasher in the package's
+# testdata/fuzz/<Fuzz>/ (go test writes it there): fix the bug and commit the crasher with the fix.
+# Packages whose tests import containerd's testutil get -test.root, so root-only targets run
+# when this runs as root (as in roottest.sh). Exits non-zero if any target failed.
+set -uo pipefail
+log=$1
+shift
+[ $# -gt 0 ] || set -- ./...
+fuzztime=${FUZZTIME:-10s}
+outdir=$(dirname "$log")/fuzz
+mkdir -p "$outdir"
+: >"$log"
+testutil=github.com/containerd/containerd/v2/pkg/testutil
+
+rc=0 total=0 count=0 start=$SECONDS
+while read -r pkg dir imports; do
+	# Targets are found by listing, so a new Fuzz function is fuzzed without editing this file.
+	targets=$(cd "$dir" && grep -hoE '^func (Fuzz[A-Za-z0-9_]+)\(f \*testing\.F\)' ./*_test.go 2>/dev/null | sed -E 's/^func (Fuzz[A-Za-z0-9_]+).*/\1/' | sort -u)
+	[ -n "$targets" ] || continue
+	rootflag=()
+	if [[ " $imports " == *" $testutil "* ]]; then rootflag=(-args -test.root); fi
+	for name in $targets; do
+		out=$outdir/$name.out
+		t0=$SECONDS
+		go test -run '^$' -fuzz "^${name}\$" -fuzztime "$fuzztime" "$pkg" "${rootflag[@]}" >"$out" 2>&1
+		status=$?
+		# The last progress line: "fuzz: elapsed: 10s, execs: 12345 (1234/sec), new interesting: 3 (total: 20)".
+		last=$(grep -E '^fuzz: elapsed: .*execs: [0-9]+' "$out" | tail -1)
+		execs=$(sed -nE 's/.*execs: ([0-9]+).*/\1/p' <<<"$last")
+		newi=$(sed -nE 's/.*new interesting: ([0-9]+).*/\1/p' <<<"$last")
+		execs=${execs:-0}
+		count=$((count + 1))
+		total=$((total + execs))
+		if [ $status -eq 0 ] && grep -qE '^ok ' "$out"; then
+			printf 'fuzz: %-22s %-50s %9s execs, %3s new inputs, %3ds\n' "$name" "$pkg" "$execs" "${newi:-0}" $((SECONDS - t0))
+			echo "--- PASS: $name ($execs execs, $fuzztime)" >>"$log"
+		else
+			rc=1
+			printf 'fuzz: %-22s %-50s FAILED after %s execs (output: %s)\n' "$name" "$pkg" "$execs" "$out"
+			grep -E -A15 '^\s*--- FAIL|^panic:|Failing input written to' "$out" | head -40
+			grep -oE 'testdata/fuzz/[A-Za-z0-9_]+/[0-9a-f]+' "$out" | sed "s|^|fuzz: crasher (commit it with the fix): $dir/|"
+			echo "--- FAIL: $name ($execs execs)" >>"$log"
+		fi
+	done
+done < <(go list -f '{{.ImportPath}} {{.Dir}} {{join .TestImports " "}} {{join .XTestImports " "}}' "$@")
+echo "fuzz: $count targets, $total executions in $((SECONDS - start))s ($fuzztime each)"
+exit $rc
