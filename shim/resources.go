@@ -4,8 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"strconv"
-	"strings"
 
 	eventstypes "github.com/containerd/containerd/api/events"
 	taskAPI "github.com/containerd/containerd/api/runtime/task/v3"
@@ -107,11 +105,12 @@ func (s *service) thawIfKilled(c *container, sig unix.Signal) error {
 // JSON specs.LinuxResources (what containerd's client and CRI send); each field set replaces
 // the current value, fields left unset keep theirs.
 //
-// Values are checked before anything is written (checkResources), and an invalid one fails
-// with InvalidArgument naming the linux.resources field. A value only the kernel refuses
-// (e.g. a memory limit below current usage) also fails with InvalidArgument naming the field,
-// but on cgroup v1 controllers are written one after another, so the controllers written
-// before it keep their new values.
+// Values are checked before anything is written (oci.CheckResources), and an invalid one
+// fails with InvalidArgument naming the linux.resources field; so does a value the cgroup
+// cannot take (cgroup.Cgroup.Update: NotImplemented for what this host lacks, InvalidArgument
+// for what the kernel refuses, FailedPrecondition for a memory limit below current usage).
+// A refused Update changes nothing: the files written before the refused one get their
+// values back.
 //
 // r.Annotations are accepted and ignored: box keeps no per-task annotations, and the runc
 // shim ignores them too.
@@ -134,7 +133,7 @@ func (s *service) Update(ctx context.Context, r *taskAPI.UpdateTaskRequest) (*pt
 }
 
 func (s *service) update(c *container, res *specs.LinuxResources) error {
-	if err := checkResources(res); err != nil {
+	if err := oci.CheckResources(res); err != nil {
 		return fmt.Errorf("update %s: %w", c.id, err)
 	}
 	c.mu.Lock()
@@ -180,69 +179,6 @@ func withDefaultDevices(res *specs.LinuxResources) *specs.LinuxResources {
 	out := *res
 	out.Devices = append(append([]specs.LinuxDeviceCgroup(nil), res.Devices...), oci.DefaultDeviceRules...)
 	return &out
-}
-
-// checkResources rejects values no cgroup version accepts, before anything is written, naming
-// the linux.resources field. It is pure; what it does not know the kernel judges.
-func checkResources(r *specs.LinuxResources) error {
-	bad := func(field, format string, args ...any) error {
-		return fmt.Errorf("linux.resources.%s: %s: %w", field, fmt.Sprintf(format, args...), errdefs.ErrInvalidArgument)
-	}
-	if m := r.Memory; m != nil {
-		for _, f := range []struct {
-			name string
-			v    *int64
-		}{{"memory.limit", m.Limit}, {"memory.reservation", m.Reservation}, {"memory.swap", m.Swap}, {"memory.kernel", m.Kernel}, {"memory.kernelTCP", m.KernelTCP}} {
-			if f.v != nil && *f.v < -1 {
-				return bad(f.name, "%d is neither a byte count nor -1 (unlimited)", *f.v)
-			}
-		}
-		if m.Limit != nil && m.Swap != nil && *m.Limit > 0 && *m.Swap >= 0 && *m.Swap < *m.Limit {
-			return bad("memory.swap", "%d is less than memory.limit %d (swap is memory+swap)", *m.Swap, *m.Limit)
-		}
-		if m.Swappiness != nil && *m.Swappiness > 100 {
-			return bad("memory.swappiness", "%d is above 100", *m.Swappiness)
-		}
-	}
-	if cpu := r.CPU; cpu != nil {
-		if cpu.Period != nil && *cpu.Period != 0 && (*cpu.Period < 1000 || *cpu.Period > 1000000) {
-			return bad("cpu.period", "%d µs is outside 1000..1000000", *cpu.Period)
-		}
-		if cpu.Quota != nil && *cpu.Quota != -1 && *cpu.Quota != 0 && *cpu.Quota < 1000 {
-			return bad("cpu.quota", "%d µs is neither -1 (unlimited) nor at least 1000", *cpu.Quota)
-		}
-		if err := checkList(cpu.Cpus); err != nil {
-			return bad("cpu.cpus", "%v", err)
-		}
-		if err := checkList(cpu.Mems); err != nil {
-			return bad("cpu.mems", "%v", err)
-		}
-	}
-	if b := r.BlockIO; b != nil && b.Weight != nil && *b.Weight != 0 && (*b.Weight < 10 || *b.Weight > 1000) {
-		return bad("blockIO.weight", "%d is outside 10..1000", *b.Weight)
-	}
-	return nil
-}
-
-// checkList checks the kernel's list format ("0-3,5"); empty means unchanged.
-func checkList(s string) error {
-	if s == "" {
-		return nil
-	}
-	for _, part := range strings.Split(s, ",") {
-		lo, hi, isRange := strings.Cut(part, "-")
-		a, err := strconv.ParseUint(lo, 10, 32)
-		if err != nil {
-			return fmt.Errorf("%q is not a list like 0-3,5", s)
-		}
-		if isRange {
-			b, err := strconv.ParseUint(hi, 10, 32)
-			if err != nil || b < a {
-				return fmt.Errorf("%q is not a list like 0-3,5", s)
-			}
-		}
-	}
-	return nil
 }
 
 // Stats returns the container's cgroup statistics: an io.containerd.cgroups.v1.Metrics on

@@ -159,6 +159,11 @@ func TestUpdateRefusesBadRequests(t *testing.T) {
 		{"cpus", Running, resourcesAny(t, &specs.LinuxResources{CPU: &specs.LinuxCPU{Cpus: "0-x"}}), errdefs.ErrInvalidArgument, "cpu.cpus"},
 		{"mems", Running, resourcesAny(t, &specs.LinuxResources{CPU: &specs.LinuxCPU{Mems: "3-1"}}), errdefs.ErrInvalidArgument, "cpu.mems"},
 		{"blkio weight", Running, resourcesAny(t, &specs.LinuxResources{BlockIO: &specs.LinuxBlockIO{Weight: u16(5)}}), errdefs.ErrInvalidArgument, "blockIO.weight"},
+		{"shares", Running, resourcesAny(t, &specs.LinuxResources{CPU: &specs.LinuxCPU{Shares: u64(1 << 20)}}), errdefs.ErrInvalidArgument, "cpu.shares"},
+		{"pids", Running, resourcesAny(t, &specs.LinuxResources{Pids: &specs.LinuxPids{Limit: i64(-2)}}), errdefs.ErrInvalidArgument, "pids.limit"},
+		{"unified key", Running, resourcesAny(t, &specs.LinuxResources{Unified: map[string]string{"../cgroup.procs": "1"}}), errdefs.ErrInvalidArgument, "unified"},
+		{"device type", Running, resourcesAny(t, &specs.LinuxResources{Devices: []specs.LinuxDeviceCgroup{{Type: "x", Access: "r"}}}), errdefs.ErrInvalidArgument, "devices[0].type"},
+		{"device access", Running, resourcesAny(t, &specs.LinuxResources{Devices: []specs.LinuxDeviceCgroup{{Type: "c", Access: "rwz"}}}), errdefs.ErrInvalidArgument, "devices[0].access"},
 		{"stopped", Stopped, valid, errdefs.ErrFailedPrecondition, "stopped"},
 		{"deleted", Deleted, valid, errdefs.ErrFailedPrecondition, "deleted"},
 	} {
@@ -179,12 +184,14 @@ func TestUpdateRefusesBadRequests(t *testing.T) {
 
 // TestUpdateKernelRefusal checks that the cgroup's own classification reaches the client.
 func TestUpdateKernelRefusal(t *testing.T) {
-	cg := &fakeCg{updateErr: fmt.Errorf("linux.resources.memory.limit: %w: device or resource busy", errdefs.ErrInvalidArgument)}
-	s, _ := newResService(t, newResContainer("c1", Running, cg))
-	_, err := s.Update(context.Background(), &taskAPI.UpdateTaskRequest{ID: "c1", Resources: resourcesAny(t, &specs.LinuxResources{})})
-	requireClass(t, err, errdefs.ErrInvalidArgument)
-	if !strings.Contains(err.Error(), "memory.limit") {
-		t.Errorf("error %q does not name memory.limit", err)
+	for _, class := range []error{errdefs.ErrInvalidArgument, errdefs.ErrFailedPrecondition, errdefs.ErrNotImplemented} {
+		cg := &fakeCg{updateErr: fmt.Errorf("linux.resources.memory.limit: %w: device or resource busy", class)}
+		s, _ := newResService(t, newResContainer("c1", Running, cg))
+		_, err := s.Update(context.Background(), &taskAPI.UpdateTaskRequest{ID: "c1", Resources: resourcesAny(t, &specs.LinuxResources{})})
+		requireClass(t, err, class)
+		if !strings.Contains(err.Error(), "memory.limit") {
+			t.Errorf("error %q does not name memory.limit", err)
+		}
 	}
 }
 
@@ -222,15 +229,6 @@ func TestStatsEncodesCgroupMetrics(t *testing.T) {
 			}
 		default:
 			t.Errorf("decoded %T", v)
-		}
-	}
-}
-
-// TestCheckList checks the cpuset list syntax.
-func TestCheckList(t *testing.T) {
-	for s, ok := range map[string]bool{"": true, "0": true, "0-3": true, "0-3,5,7-8": true, "3-1": false, "a": false, "0,": false, "-1": false} {
-		if err := checkList(s); (err == nil) != ok {
-			t.Errorf("checkList(%q) = %v, want ok=%v", s, err, ok)
 		}
 	}
 }

@@ -202,8 +202,11 @@ func TestV1Lifecycle(t *testing.T) {
 	}
 	// Without swap the child's memory cannot be reclaimed below 4 KiB: the kernel says EBUSY.
 	err = cg.Update(&specs.LinuxResources{Memory: &specs.LinuxMemory{Limit: ptr(int64(4096))}})
-	if !errdefs.IsInvalidArgument(err) || !strings.Contains(err.Error(), "linux.resources.memory.limit") {
-		t.Errorf("Update below usage: %v; want InvalidArgument naming linux.resources.memory.limit", err)
+	if !errdefs.IsFailedPrecondition(err) || !strings.Contains(err.Error(), "linux.resources.memory.limit") {
+		t.Errorf("Update below usage: %v; want FailedPrecondition naming linux.resources.memory.limit", err)
+	}
+	if got := readFile(t, "memory", p, "memory.limit_in_bytes"); got != "134217728" {
+		t.Errorf("memory.limit_in_bytes = %q after a refused Update; want 134217728", got)
 	}
 
 	if err := cg.Delete(); !errdefs.IsFailedPrecondition(err) {

@@ -52,28 +52,12 @@ func TestCheckV1(t *testing.T) {
 	}
 }
 
-// TestV2Resources checks device rules survive the conversion (cgroup2.ToResources drops them).
-func TestV2Resources(t *testing.T) {
-	limit := int64(64 << 20)
-	res := &specs.LinuxResources{
-		Devices: []specs.LinuxDeviceCgroup{{Allow: false, Access: "rwm"}},
-		Memory:  &specs.LinuxMemory{Limit: &limit},
-	}
-	r := v2Resources(res)
-	if len(r.Devices) != 1 || r.Devices[0].Access != "rwm" {
-		t.Errorf("Devices = %v; want the spec's rules", r.Devices)
-	}
-	if r.Memory == nil || r.Memory.Max == nil || *r.Memory.Max != limit {
-		t.Errorf("Memory = %+v; want max %d", r.Memory, limit)
-	}
-}
-
 // TestCheckUnified checks unified keys cannot name a path outside the cgroup directory.
 func TestCheckUnified(t *testing.T) {
 	if err := checkUnified(map[string]string{"memory.high": "max", "io.weight": "100"}); err != nil {
 		t.Errorf("valid keys: %v", err)
 	}
-	for _, k := range []string{"", ".", "..", "../x.y", "a/b.c", "nodot"} {
+	for _, k := range []string{"", ".", "..", "../x.y", "a/b.c", "nodot", "cgroup.procs", "cgroup.subtree_control", "bogus.max"} {
 		if err := checkUnified(map[string]string{k: "1"}); !errdefs.IsInvalidArgument(err) {
 			t.Errorf("key %q: %v; want InvalidArgument", k, err)
 		}

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"slices"
+	"sync"
 	"syscall"
 
 	"github.com/containerd/cgroups/v3/cgroup1"
@@ -15,10 +16,44 @@ import (
 // v1Cgroup is a cgroup in the v1 controller hierarchies. Its fields are set at creation and
 // never change; cg serializes its own operations, so v1Cgroup is safe for concurrent use.
 type v1Cgroup struct {
-	path string         // the cgroupsPath, as given
-	cg   cgroup1.Cgroup // the hierarchies the cgroup exists in
-	dirs []string       // the cgroup's directory in each of those hierarchies
-	devs bool           // the devices controller is among them
+	path string            // the cgroupsPath, as given
+	cg   cgroup1.Cgroup    // the hierarchies the cgroup exists in
+	dirs []string          // the cgroup's directory in each of those hierarchies
+	ctls map[string]string // controller name ("memory") -> the cgroup's directory in it
+	devs bool              // the devices controller is among them
+
+	mu sync.Mutex // serializes Update: its writes are read-modify-write and are undone together
+}
+
+// newV1Cgroup describes the cgroup at p in the hierarchies subs.
+func newV1Cgroup(cgroupsPath, p string, cg cgroup1.Cgroup, subs []cgroup1.Subsystem) *v1Cgroup {
+	ctls := make(map[string]string, len(subs))
+	for _, s := range subs {
+		ctls[string(s.Name())] = s.(pather).Path(p)
+	}
+	return &v1Cgroup{path: cgroupsPath, cg: cg, dirs: dirsOf(subs, p), ctls: ctls, devs: hasDevices(subs)}
+}
+
+// files reads and writes the cgroup's control files, each in its controller's directory.
+func (c *v1Cgroup) files() dirReader {
+	return func(ctl string) string { return c.ctls[ctl] }
+}
+
+// set applies res: its values are planned (and refused if this host cannot apply them)
+// before anything is written, and on a failed write the earlier ones are undone.
+func (c *v1Cgroup) set(res *specs.LinuxResources) error {
+	if err := checkV1(res, c.devs); err != nil {
+		return err
+	}
+	if err := checkBeforeUpdate(res, c.files(), "memory", "memory.usage_in_bytes"); err != nil {
+		return err
+	}
+	settings, err := planV1(res, c.files())
+	if err != nil {
+		return err
+	}
+	_, err = apply(c.files(), settings)
+	return err
 }
 
 // pather is implemented by every cgroup1 subsystem that has a directory.
@@ -96,11 +131,17 @@ func newV1(cgroupsPath, p string, res *specs.LinuxResources) (_ *v1Cgroup, retEr
 		}
 	}()
 	hierarchy := func() ([]cgroup1.Subsystem, error) { return subs, nil }
-	cg, err := cgroup1.New(cgroup1.StaticPath(p), res, cgroup1.WithHierarchy(hierarchy))
+	// cgroup1 creates the directories (and copies cpuset.cpus and cpuset.mems from the
+	// parent, which a v1 cpuset needs before it can hold a task); set writes the values.
+	cg, err := cgroup1.New(cgroup1.StaticPath(p), &specs.LinuxResources{}, cgroup1.WithHierarchy(hierarchy))
 	if err != nil {
 		return nil, fmt.Errorf("create cgroup %s: %w", cgroupsPath, classify(err))
 	}
-	return &v1Cgroup{path: cgroupsPath, cg: cg, dirs: dirsOf(subs, p), devs: hasDevices(subs)}, nil
+	c := newV1Cgroup(cgroupsPath, p, cg, subs)
+	if err := c.set(res); err != nil {
+		return nil, fmt.Errorf("create cgroup %s: %w", cgroupsPath, err)
+	}
+	return c, nil
 }
 
 func loadV1(cgroupsPath, p string) (*v1Cgroup, error) {
@@ -117,8 +158,7 @@ func loadV1(cgroupsPath, p string) (*v1Cgroup, error) {
 		return nil, fmt.Errorf("load cgroup %s: %w", cgroupsPath, err)
 	}
 	// Load keeps the hierarchies the cgroup exists in.
-	subs = cg.Subsystems()
-	return &v1Cgroup{path: cgroupsPath, cg: cg, dirs: dirsOf(subs, p), devs: hasDevices(subs)}, nil
+	return newV1Cgroup(cgroupsPath, p, cg, cg.Subsystems()), nil
 }
 
 func (c *v1Cgroup) Path() string { return c.path }
@@ -190,11 +230,13 @@ func (c *v1Cgroup) Update(r *specs.LinuxResources) error {
 	if r == nil {
 		return nil
 	}
-	if err := checkV1(r, c.devs); err != nil {
-		return err
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if !c.exists() {
+		return errDeleted(c.path)
 	}
-	if err := c.cg.Update(r); err != nil {
-		return fmt.Errorf("update cgroup %s: %w", c.path, c.classifyErr(err))
+	if err := c.set(r); err != nil {
+		return fmt.Errorf("update cgroup %s: %w", c.path, err)
 	}
 	return nil
 }

@@ -5,13 +5,17 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
+	"sync"
 	"syscall"
 
 	"github.com/containerd/cgroups/v3/cgroup2"
 	"github.com/containerd/errdefs"
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 	"golang.org/x/sys/unix"
+
+	"github.com/boxrt/containerd-shim-box-v1/oci"
 )
 
 // v2Cgroup is a cgroup in the unified hierarchy. Its fields are set at creation and never
@@ -21,14 +25,8 @@ type v2Cgroup struct {
 	path string           // the cgroupsPath, as given
 	dir  string           // /sys/fs/cgroup/<resolved path>
 	m    *cgroup2.Manager // its manager
-}
 
-// v2Resources is what New and Update apply on v2: cgroup2.ToResources drops the device
-// rules, so they are copied over.
-func v2Resources(res *specs.LinuxResources) *cgroup2.Resources {
-	r := cgroup2.ToResources(res)
-	r.Devices = normalizeDevices(res.Devices)
-	return r
+	mu sync.Mutex // serializes Update: its writes are read-modify-write and are undone together
 }
 
 // wildcard is a device rule's "any major/minor".
@@ -60,24 +58,13 @@ func normalizeDevices(rules []specs.LinuxDeviceCgroup) []specs.LinuxDeviceCgroup
 	return out
 }
 
-// checkUnified refuses linux.resources.unified keys that are not a plain file name in the
-// cgroup directory. Values are written as given; the kernel judges them.
+// checkUnified refuses linux.resources.unified keys that are not a limit file of a v2
+// controller (oci.CheckUnifiedKey), before anything is written. Whether the cgroup has the
+// file is checked when the values are planned.
 func checkUnified(unified map[string]string) error {
 	for k := range unified {
-		if k == "" || k == "." || k == ".." || strings.Contains(k, "/") || !strings.Contains(k, ".") {
-			return fmt.Errorf("linux.resources.unified: key %q is not a cgroup file name: %w", k, errdefs.ErrInvalidArgument)
-		}
-	}
-	return nil
-}
-
-func writeUnified(dir string, unified map[string]string) error {
-	for k, v := range unified {
-		if err := os.WriteFile(filepath.Join(dir, k), []byte(v), 0); err != nil {
-			if errors.Is(err, syscall.ENOENT) || errors.Is(err, syscall.EINVAL) || errors.Is(err, syscall.ERANGE) || errors.Is(err, syscall.EBUSY) || errors.Is(err, syscall.EPERM) {
-				return fmt.Errorf("linux.resources.unified[%q]: %w: %w", k, errdefs.ErrInvalidArgument, err)
-			}
-			return fmt.Errorf("linux.resources.unified[%q]: %w", k, err)
+		if err := oci.CheckUnifiedKey(k); err != nil {
+			return fmt.Errorf("linux.resources.unified[%q]: %v: %w", k, err, errdefs.ErrInvalidArgument)
 		}
 	}
 	return nil
@@ -96,14 +83,81 @@ func newV2(cgroupsPath, p string, res *specs.LinuxResources) (_ *v2Cgroup, retEr
 			}
 		}
 	}()
-	m, err := cgroup2.NewManager(cgroupRoot, p, v2Resources(res))
+	m, err := cgroup2.NewManager(cgroupRoot, p, &cgroup2.Resources{})
 	if err != nil {
 		return nil, fmt.Errorf("create cgroup %s: %w", cgroupsPath, classify(err))
 	}
-	if err := writeUnified(dir, res.Unified); err != nil {
+	enableControllers(dir)
+	c := &v2Cgroup{path: cgroupsPath, dir: dir, m: m}
+	if err := c.set(res, false); err != nil {
 		return nil, fmt.Errorf("create cgroup %s: %w", cgroupsPath, err)
 	}
-	return &v2Cgroup{path: cgroupsPath, dir: dir, m: m}, nil
+	return c, nil
+}
+
+// enableControllers enables, in every ancestor of dir below the root, each controller the
+// ancestor has, so that dir gets every controller's files (as runc does). A controller that
+// cannot be enabled is left out: a value that needs it is then refused when it is planned,
+// naming the field.
+func enableControllers(dir string) {
+	var ancestors []string
+	for d := filepath.Dir(dir); len(d) >= len(cgroupRoot); d = filepath.Dir(d) {
+		ancestors = append(ancestors, d)
+		if d == cgroupRoot {
+			break
+		}
+	}
+	slices.Reverse(ancestors)
+	for _, a := range ancestors {
+		have, _ := os.ReadFile(filepath.Join(a, "cgroup.controllers"))
+		on, _ := os.ReadFile(filepath.Join(a, "cgroup.subtree_control"))
+		for _, ctl := range strings.Fields(string(have)) {
+			if !slices.Contains(strings.Fields(string(on)), ctl) {
+				os.WriteFile(filepath.Join(a, "cgroup.subtree_control"), []byte("+"+ctl), 0)
+			}
+		}
+	}
+}
+
+// files reads and writes the cgroup's control files.
+func (c *v2Cgroup) files() dirReader {
+	return func(string) string { return c.dir }
+}
+
+// set applies res: its values are planned (and refused if this cgroup cannot apply them)
+// before anything is written; then the files are written and the device filter replaced. If
+// a write or the filter fails, the files written are restored. update says whether the
+// cgroup may hold processes (Update), whose memory a lower limit must fit.
+func (c *v2Cgroup) set(res *specs.LinuxResources, update bool) error {
+	if err := checkUnified(res.Unified); err != nil {
+		return err
+	}
+	fs := c.files()
+	if update {
+		if err := checkBeforeUpdate(res, fs, "", "memory.current"); err != nil {
+			return err
+		}
+	}
+	settings, err := planV2(res, fs)
+	if err != nil {
+		return err
+	}
+	if update {
+		if err := fitMemoryV2(res, fs); err != nil {
+			return err
+		}
+	}
+	undo, err := apply(fs, settings)
+	if err != nil {
+		return err
+	}
+	if err := setDevicesV2(c.dir, res.Devices); err != nil {
+		if uerr := undo(); uerr != nil {
+			err = errors.Join(err, fmt.Errorf("restore the values written: %w", uerr))
+		}
+		return err
+	}
+	return nil
 }
 
 func loadV2(cgroupsPath, p string) (*v2Cgroup, error) {
@@ -194,13 +248,12 @@ func (c *v2Cgroup) Update(r *specs.LinuxResources) error {
 	if r == nil {
 		return nil
 	}
-	if err := checkUnified(r.Unified); err != nil {
-		return err
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if !c.exists() {
+		return errDeleted(c.path)
 	}
-	if err := c.m.Update(v2Resources(r)); err != nil {
-		return fmt.Errorf("update cgroup %s: %w", c.path, c.classifyErr(err))
-	}
-	if err := writeUnified(c.dir, r.Unified); err != nil {
+	if err := c.set(r, true); err != nil {
 		return fmt.Errorf("update cgroup %s: %w", c.path, err)
 	}
 	return nil
