@@ -5,7 +5,8 @@
 // the cgroup root (/sys/fs/cgroup on v2, /sys/fs/cgroup/<controller> on v1); relative paths
 // are placed under RelativeParent ("/box"). On v1 the cgroup is created in every mounted
 // controller hierarchy; named hierarchies (name=systemd) belong to the init system and are
-// left alone. The systemd driver (NewSystemd, cgroupsPath "slice:prefix:name") is in systemd.go.
+// left alone. A cgroupsPath of the form "slice:prefix:name" selects the systemd driver
+// (systemd.go; CheckDriver matches it with the runtime option SystemdCgroup).
 package cgroup
 
 import (
@@ -67,6 +68,9 @@ type Cgroup interface {
 // If New fails it removes the directories it created (rmdir only); a cgroup that existed
 // before keeps whatever values were already written to it.
 func New(cgroupsPath string, res *specs.LinuxResources) (Cgroup, error) {
+	if isSystemdPath(cgroupsPath) {
+		return NewSystemd(cgroupsPath, res) // the shim checks SystemdCgroup agrees: CheckDriver
+	}
 	p, err := resolve(cgroupsPath)
 	if err != nil {
 		return nil, err
@@ -88,7 +92,7 @@ func New(cgroupsPath string, res *specs.LinuxResources) (Cgroup, error) {
 // hierarchy fails with errdefs.ErrNotFound.
 func Load(cgroupsPath string) (Cgroup, error) {
 	if isSystemdPath(cgroupsPath) {
-		return LoadSystemd(cgroupsPath) // New refuses this form: it can only be NewSystemd's
+		return LoadSystemd(cgroupsPath)
 	}
 	p, err := resolve(cgroupsPath)
 	if err != nil {

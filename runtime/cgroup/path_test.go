@@ -27,7 +27,8 @@ func TestResolve(t *testing.T) {
 		{in: "/", err: errdefs.ErrInvalidArgument},
 		{in: ".", err: errdefs.ErrInvalidArgument},
 		{in: "/sys/fs/cgroup/memory/x", err: errdefs.ErrInvalidArgument},
-		{in: "system.slice:cri-containerd:abc", err: errdefs.ErrInvalidArgument}, // NewSystemd's form
+		// the systemd driver's form: New hands it to NewSystemd, resolve never takes it
+		{in: "system.slice:cri-containerd:abc", err: errdefs.ErrInvalidArgument},
 		{in: "/a:b:c", want: "/a:b:c"}, // an absolute path is never a systemd unit
 	} {
 		got, err := resolve(tc.in)

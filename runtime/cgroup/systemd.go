@@ -43,6 +43,8 @@ import (
 	sddbus "github.com/coreos/go-systemd/v22/dbus"
 	"github.com/godbus/dbus/v5"
 	specs "github.com/opencontainers/runtime-spec/specs-go"
+
+	"github.com/boxrt/containerd-shim-box-v1/oci"
 )
 
 // systemdBooted is the directory that exists when systemd is the init system (sd_booted(3)).
@@ -68,7 +70,8 @@ type systemdCgroup struct {
 	v2  atomic.Pointer[v2Cgroup]
 }
 
-// NewSystemd is New for the systemd cgroup driver: cgroupsPath must be "slice:prefix:name"
+// NewSystemd is New for the systemd cgroup driver (New calls it for a path of that form):
+// cgroupsPath must be "slice:prefix:name"
 // (errors are *oci.FieldError for linux.cgroupsPath) and res is validated now, but the scope is
 // started, with its limits, by the first Add (see the package's systemd notes: CloneFD reports
 // no fd until then). It fails with errdefs.ErrNotImplemented on a cgroup v1 host and with
@@ -91,6 +94,23 @@ func NewSystemd(cgroupsPath string, res *specs.LinuxResources) (Cgroup, error) {
 		return nil, err
 	}
 	return &systemdCgroup{path: cgroupsPath, sp: sp, dir: filepath.Join(cgroupRoot, sp.Dir), res: res}, nil
+}
+
+// CheckDriver checks that cgroupsPath is one the driver the runtime option SystemdCgroup
+// selects can take, as runc does with --systemd-cgroup: with systemd, exactly
+// "slice:prefix:name" (strictly, see parseSystemdPath); without it, not that form (New and Load
+// pick the driver by the path's form, so a systemd-form path without the option would silently
+// switch drivers). Errors are *oci.FieldError for linux.cgroupsPath.
+func CheckDriver(cgroupsPath string, systemd bool) error {
+	if systemd {
+		_, err := parseSystemdPath(cgroupsPath)
+		return err
+	}
+	if isSystemdPath(cgroupsPath) {
+		return &oci.FieldError{Field: "linux.cgroupsPath", Reason: fmt.Sprintf(
+			"%q has the systemd cgroup driver's form slice:prefix:name, but the runtime option SystemdCgroup is not set", cgroupsPath)}
+	}
+	return nil
 }
 
 // LoadSystemd opens the scope of a systemd driver cgroupsPath that exists (for `delete` after a

@@ -243,11 +243,37 @@ func TestNewSystemdRefusesBeforeTouchingTheHost(t *testing.T) {
 	}
 }
 
-// TestNewRefusesSystemdPath checks the cgroupfs driver does not take a systemd path for a
-// relative cgroup: it says which option the path needs.
-func TestNewRefusesSystemdPath(t *testing.T) {
-	_, err := New("system.slice:box:c1", nil)
-	if !errdefs.IsInvalidArgument(err) || !strings.Contains(err.Error(), "SystemdCgroup") {
-		t.Errorf("New(system.slice:box:c1) error = %v; want InvalidArgument naming SystemdCgroup", err)
+// TestCheckDriver checks the path and the SystemdCgroup option must agree, and that New picks
+// the systemd driver for the systemd form (refused on this host for its own reasons).
+func TestCheckDriver(t *testing.T) {
+	for _, tc := range []struct {
+		path    string
+		systemd bool
+		ok      bool
+	}{
+		{"system.slice:box:c1", true, true},
+		{":box:c1", true, true},
+		{"/box/c1", false, true},
+		{"box/c1", false, true},
+		{"/a:b:c", false, true},
+		{"system.slice:box:c1", false, false},
+		{"/box/c1", true, false},
+		{"", true, false},
+		{"a:b", true, false},
+	} {
+		err := CheckDriver(tc.path, tc.systemd)
+		var fe *oci.FieldError
+		if tc.ok && err != nil {
+			t.Errorf("CheckDriver(%q, %v) = %v; want nil", tc.path, tc.systemd, err)
+		}
+		if !tc.ok && (!errors.As(err, &fe) || fe.Field != "linux.cgroupsPath") {
+			t.Errorf("CheckDriver(%q, %v) = %v; want a linux.cgroupsPath FieldError", tc.path, tc.systemd, err)
+		}
+	}
+	if err := CheckDriver("system.slice:box:c1", false); err == nil || !strings.Contains(err.Error(), "SystemdCgroup") {
+		t.Errorf("CheckDriver without the option: %v; want the option named", err)
+	}
+	if _, err := New("system.slice:box:pod.slice", nil); err == nil || !strings.Contains(err.Error(), ".slice") {
+		t.Errorf("New with a systemd path: %v; want the systemd driver's path error", err)
 	}
 }
