@@ -29,7 +29,9 @@ import (
 	"time"
 
 	"github.com/containerd/containerd/v2/client"
+	"github.com/containerd/containerd/v2/core/containers"
 	"github.com/containerd/containerd/v2/pkg/cio"
+	"github.com/containerd/containerd/v2/pkg/namespaces"
 	"github.com/containerd/containerd/v2/pkg/oci"
 	"github.com/containerd/typeurl/v2"
 	specs "github.com/opencontainers/runtime-spec/specs-go"
@@ -47,15 +49,18 @@ type attackScale struct {
 	storm    time.Duration // the negative-dentry storm
 	bomb     time.Duration // the dentry bomb must end (OOM or limit) within this
 	request  time.Duration // one request
+	// cycleWorkers run the create/delete cycles concurrently (3 in the VM, where one cycle
+	// takes ~6 s of mostly waiting).
+	cycleWorkers int
 }
 
 func scale() attackScale {
 	if os.Getenv("BOX_ATTACK_SLOW") != "" {
-		return attackScale{samples: 150, attempts: 2, ready: 2 * time.Minute, window: 6 * time.Second,
-			storm: 8 * time.Second, bomb: 2 * time.Minute, request: 10 * time.Second}
+		return attackScale{samples: 150, attempts: 2, ready: 2 * time.Minute, window: 4 * time.Second,
+			storm: 5 * time.Second, bomb: 2 * time.Minute, request: 10 * time.Second, cycleWorkers: 3}
 	}
 	return attackScale{samples: 1000, attempts: 3, ready: 30 * time.Second, window: 3 * time.Second,
-		storm: 5 * time.Second, bomb: time.Minute, request: 2 * time.Second}
+		storm: 5 * time.Second, bomb: time.Minute, request: 2 * time.Second, cycleWorkers: 1}
 }
 
 // forkBombP99 is the issue's bound: B's p99 under a fork bomb within 1.5x of its baseline.
@@ -305,7 +310,7 @@ const (
 // reserve), A is killed at once and the test fails. The attack ends when A exits or, if
 // stopAfter > 0, after that long. It checks that kernel memory was charged to A (at least
 // minKmem bytes more than before), that A's usage never exceeded its limit, and reports B.
-func memoryAttack(t *testing.T, name string, args []string, stopAfter time.Duration, minKmem int64) (exited bool, code uint32, out string) {
+func memoryAttack(t *testing.T, name string, args []string, stopAfter time.Duration, minKmem int64, opts ...oci.SpecOpts) (exited bool, code uint32, out string) {
 	c := startBox(t)
 	sc := scale()
 	b := startService(t, c, sc)
@@ -317,7 +322,8 @@ func memoryAttack(t *testing.T, name string, args []string, stopAfter time.Durat
 	}
 	reserve := avail / 2
 	stdout := &capWriter{max: 4096}
-	ctr, task, wait, cg := startAttacker(t, c, name, args, stdout, stdout, oci.WithMemoryLimit(attackMemoryLimit), withAttacker(t))
+	ctr, task, wait, cg := startAttacker(t, c, name, args, stdout, stdout,
+		append(opts, oci.WithMemoryLimit(attackMemoryLimit), withAttacker(t))...)
 	ctx := c.Context(t)
 	guard := harness.GuardMemory(reserve, 20*time.Millisecond, func(int64) { task.Kill(ctx, syscall.SIGKILL) })
 	kmem0, err := cg.KernelMemory()
@@ -392,12 +398,19 @@ func memoryAttack(t *testing.T, name string, args []string, stopAfter time.Durat
 }
 
 // TestAttackDentryBomb runs a dentry bomb (harness.AttackerSource dentry: `while true; do mkdir
-// x; cd x; done`) in A's writable rootfs with a 32 MiB memory limit: the pinned dentries and
-// inodes are kernel memory charged to A (at least 8 MiB of it), A is OOM-killed or its mkdir
-// fails at the limit, the host's MemAvailable never falls below the reserve, and B is served
-// throughout.
+// x; cd x; done`) with a 32 MiB memory limit: the pinned dentries and inodes are kernel memory
+// charged to A (at least 8 MiB of it), A is OOM-killed or its mkdir fails at the limit, the
+// host's MemAvailable never falls below the reserve, and B is served throughout.
+//
+// The bomb runs in a tmpfs of A's own (/bomb), which the kernel frees with A's mount
+// namespace. In A's writable layer, the chain (~20000 levels deep in the VM) outlives A: Go's
+// os.RemoveAll, which containerd's snapshotter and this harness use, holds a descriptor per
+// level and fails with EMFILE (seen in the VM), so the snapshot could not be removed.
 func TestAttackDentryBomb(t *testing.T) {
-	exited, code, out := memoryAttack(t, "dentrybomb", []string{"/attacker", "dentry"}, 0, 8<<20)
+	tmpfs := oci.WithMounts([]specs.Mount{{Destination: "/bomb", Type: "tmpfs", Source: "tmpfs",
+		Options: []string{"nosuid", "nodev", "mode=755", "size=16m"}}})
+	exited, code, out := memoryAttack(t, "dentrybomb", []string{"/attacker", "dentry"}, 0, 8<<20,
+		tmpfs, oci.WithProcessCwd("/bomb"))
 	switch {
 	case exited && code == 137:
 	case strings.Contains(out, "bomb-stopped"):
@@ -431,9 +444,9 @@ func TestAttackMemoryHog(t *testing.T) {
 	evCtx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	evs, errs := c.Client.Subscribe(evCtx, `topic~="^/tasks/(oom|exit)$"`)
-	// The hog appends 256 KiB per step; each step copies the whole string, so it takes a
+	// The hog appends 1 MiB per step; each step copies the whole string, so it takes a
 	// moment (not one burst) to reach the limit.
-	hog := `y=aaaaaaaaaaaaaaaa; for i in 1 2 3 4 5 6 7 8 9 10 11 12 13 14; do y=$y$y; done; x=
+	hog := `y=aaaaaaaaaaaaaaaa; for i in 1 2 3 4 5 6 7 8 9 10 11 12 13 14 15 16; do y=$y$y; done; x=
 echo started; while :; do x=$x$y; done`
 	out := &capWriter{max: 4096}
 	ctr, _, wait, cg := startAttacker(t, c, "hog", []string{"sh", "-c", hog}, out, out, oci.WithMemoryLimit(attackMemoryLimit))
@@ -522,19 +535,47 @@ func retryWithin(attempts int, lo, hi float64, f func() float64) (vals []float64
 	return vals, false
 }
 
-// TestAttackCPUHog pins A (a busy loop, cpu shares 256 = v2 weight 10) and B (shares 768 =
-// weight 30) to CPU 0 with cpuset. It measures B's latency with A hogging the CPU; then, with a
-// busy loop in B too, that A gets 25% of their CPU time within ±20% (0.20-0.30); then, after
-// an Update that gives A a quota of 25 ms per 100 ms, that A uses 0.25 CPU within ±15%
-// (0.2125-0.2875), from cpuacct.usage / cpu.stat usage_usec.
+// withCPUWeight gives a container CPU weight w on the scale of cgroup v1's cpu.shares (1024 the
+// default): linux.resources.cpu.shares on v1; on v2 cpu.weight w*100/1024 through the unified
+// map, because the shares-to-weight conversion runtimes use on v2 is not linear (256 and 768
+// shares become weights 34 and 80 with runc's and box's, no longer 1:3).
+func withCPUWeight(w uint64) oci.SpecOpts {
+	if !harness.Unified() {
+		return oci.WithCPUShares(w)
+	}
+	return func(_ context.Context, _ oci.Client, _ *containers.Container, s *oci.Spec) error {
+		if s.Linux == nil {
+			s.Linux = &specs.Linux{}
+		}
+		if s.Linux.Resources == nil {
+			s.Linux.Resources = &specs.LinuxResources{}
+		}
+		if s.Linux.Resources.Unified == nil {
+			s.Linux.Resources.Unified = map[string]string{}
+		}
+		s.Linux.Resources.Unified["cpu.weight"] = strconv.FormatUint(w*100/1024, 10)
+		return nil
+	}
+}
+
+// TestAttackCPUHog pins A (a busy loop, weight 256 in cpu.shares terms: cpu.weight 25 on v2)
+// and B (768: cpu.weight 75) to CPU 0 with cpuset. It measures B's latency with A hogging the
+// CPU; then, with a busy loop in B too, that A gets 25% of their CPU time within ±20%
+// (0.20-0.30); then, after an Update that gives A a quota of 25 ms per 100 ms, that A uses
+// 0.25 CPU within ±15% (0.2125-0.2875), from cpuacct.usage / cpu.stat usage_usec.
 func TestAttackCPUHog(t *testing.T) {
 	c := startBox(t)
 	ctx := c.Context(t)
 	sc := scale()
-	b := startService(t, c, sc, oci.WithCPUs("0"), oci.WithCPUShares(768))
+	b := startService(t, c, sc, oci.WithCPUs("0"), withCPUWeight(768))
 	base := b.measure(t, sc.samples, nil, 0)
 	_, task, _, cg := startAttacker(t, c, "cpuhog", []string{"sh", "-c", "while :; do :; done"}, io.Discard, io.Discard,
-		oci.WithCPUs("0"), oci.WithCPUShares(256))
+		oci.WithCPUs("0"), withCPUWeight(256))
+	wa, erra := cg.CPUWeight()
+	wb, errb := b.cg.CPUWeight()
+	if erra != nil || errb != nil || wb != 3*wa {
+		t.Fatalf("CPU weights A %d (%v), B %d (%v): want 1:3", wa, erra, wb, errb)
+	}
 	during := b.measure(t, sc.samples, nil, 0)
 
 	spec := processSpec(t, ctx, mustContainer(t, c, b.id), "sh", "-c", "while :; do :; done")
@@ -593,24 +634,79 @@ func mustContainer(t *testing.T, c *harness.Containerd, id string) client.Contai
 	return ctr
 }
 
+// cycle creates container id, runs it to its exit and deletes it (not through t: it runs on
+// worker goroutines). A failure after the container was made leaves it to the harness's
+// teardown.
+func cycle(c *harness.Containerd, id string) error {
+	ctx := namespaces.WithNamespace(context.Background(), harness.Namespace)
+	img, err := c.Client.GetImage(ctx, harness.BusyboxRef)
+	if err != nil {
+		return err
+	}
+	ctr, err := c.Client.NewContainer(ctx, id, client.WithImage(img), client.WithNewSnapshot(id+"-snap", img),
+		client.WithRuntime(harness.RuntimeBox, nil), client.WithNewSpec(oci.WithImageConfig(img),
+			oci.WithProcessArgs("sh", "-c", "echo x >/tmp/x; cat /tmp/x >/dev/null"), c.WithCgroup(id),
+			oci.WithMemoryLimit(64<<20)))
+	if err != nil {
+		return fmt.Errorf("NewContainer %s: %w", id, err)
+	}
+	task, err := ctr.NewTask(ctx, cio.NullIO)
+	if err != nil {
+		return fmt.Errorf("NewTask %s: %w", id, err)
+	}
+	wait, err := task.Wait(ctx)
+	if err != nil {
+		return err
+	}
+	if err := task.Start(ctx); err != nil {
+		return fmt.Errorf("Start %s: %w", id, err)
+	}
+	select {
+	case st := <-wait:
+		if st.ExitCode() != 0 {
+			return fmt.Errorf("cycle container %s exited %d", id, st.ExitCode())
+		}
+	case <-time.After(2 * time.Minute):
+		return fmt.Errorf("cycle container %s did not exit", id)
+	}
+	if _, err := task.Delete(ctx); err != nil {
+		return fmt.Errorf("delete task %s: %w", id, err)
+	}
+	if err := ctr.Delete(ctx, client.WithSnapshotCleanup); err != nil {
+		return fmt.Errorf("delete %s: %w", id, err)
+	}
+	return nil
+}
+
 // TestAttackCreateDeleteCycles runs 30 create/start/exit/delete cycles and verifies that no
 // container cgroup is left below the harness's parent, in any hierarchy, and on cgroup v2 that
 // the parent has no dying descendants (cgroups removed but still pinned by the kernel).
 func TestAttackCreateDeleteCycles(t *testing.T) {
 	const cycles = 30
 	c := startBox(t)
-	ctx := c.Context(t)
+	sc := scale()
+	c.Busybox(t)
 	parent := harness.OpenCgroup(c.CgroupParent)
-	var ids []string
-	for range cycles {
-		id := harness.RandID(t, "cycle")
-		ids = append(ids, id)
-		ctr := newContainer(t, c, id, []string{"sh", "-c", "echo x >/tmp/x; cat /tmp/x >/dev/null"}, oci.WithMemoryLimit(64<<20))
-		if r := runToExit(t, c, ctr); r.code != 0 {
-			t.Fatalf("cycle container %s exited %d: %q", id, r.code, r.stderr)
-		}
-		if err := ctr.Delete(ctx, client.WithSnapshotCleanup); err != nil {
-			t.Fatalf("delete %s: %v", id, err)
+	ids := make([]string, cycles)
+	for i := range ids {
+		ids[i] = harness.RandID(t, "cycle")
+	}
+	var wg sync.WaitGroup
+	errs := make(chan error, cycles)
+	for w := range sc.cycleWorkers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := w; i < cycles; i += sc.cycleWorkers {
+				errs <- cycle(c, ids[i])
+			}
+		}()
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		if err != nil {
+			t.Fatal(err)
 		}
 	}
 	var left []string

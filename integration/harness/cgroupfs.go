@@ -129,6 +129,11 @@ func (g Cgroup) CPUUsage() (time.Duration, error) {
 	return time.Duration(ns), err
 }
 
+// CPUWeight is the cgroup's CPU weight: cpu.shares on v1, cpu.weight on v2.
+func (g Cgroup) CPUWeight() (int64, error) {
+	return readInt(g.File("cpu", "cpu.shares", "cpu.weight"))
+}
+
 // PidsCurrent is the number of tasks in the cgroup (pids.current).
 func (g Cgroup) PidsCurrent() (int64, error) {
 	return readInt(g.File("pids", "pids.current", "pids.current"))
