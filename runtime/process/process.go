@@ -39,7 +39,11 @@ type Exec struct {
 //  2. the user, resolved against the current root's /etc/passwd and
 //     /etc/group; HOME is added to the environment if it is absent;
 //     the umask, when the spec sets one;
+//     the AppArmor profile or SELinux label for execve (before
+//     no_new_privs, which restricts profile changes);
 //  3. no_new_privs, when asked; then a first chdir to cwd, as root (see 7);
+//     then scheduler, I/O priority, personality and memory policy, in
+//     runc's order, while CAP_SYS_NICE is held and before seccomp;
 //  4. the bounding set is reduced to Caps.Bounding (needs CAP_SETPCAP);
 //  5. setgroups, setresgid, setresuid, keeping the permitted set across the
 //     uid change (PR_SET_KEEPCAPS);
@@ -81,6 +85,9 @@ func Prepare(p *oci.ProcessPlan) (*Exec, error) {
 	if p.User.Umask != nil {
 		unix.Umask(int(*p.User.Umask))
 	}
+	if err := setExecLabels(p); err != nil {
+		return nil, err
+	}
 	if p.NoNewPrivileges {
 		if err := unix.Prctl(unix.PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0); err != nil {
 			return nil, fmt.Errorf("set no_new_privs: %w", err)
@@ -88,6 +95,9 @@ func Prepare(p *oci.ProcessPlan) (*Exec, error) {
 	}
 	inCwd, err := chdirAsRoot(p.Cwd)
 	if err != nil {
+		return nil, err
+	}
+	if err := setSchedAttrs(p); err != nil {
 		return nil, err
 	}
 	if filter != nil && !p.NoNewPrivileges {
