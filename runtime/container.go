@@ -80,6 +80,9 @@ func (c *Container) Exited() <-chan Exit { return c.exited }
 // Start. If anything fails, everything made so far is removed.
 func Create(ctx context.Context, cfg CreateConfig) (_ *Container, retErr error) {
 	p := cfg.Plan
+	if err := checkHost(p); err != nil {
+		return nil, err
+	}
 	cg, err := cgroup.New(p.CgroupsPath, cgroupResources(p))
 	if err != nil {
 		return nil, fmt.Errorf("create cgroup %s: %w", p.CgroupsPath, err)
@@ -128,6 +131,10 @@ func Create(ctx context.Context, cfg CreateConfig) (_ *Container, retErr error) 
 		if err := cg.Add(c.Pid); err != nil {
 			return nil, fmt.Errorf("add init %d to cgroup: %w", c.Pid, err)
 		}
+	}
+	resetAffinity(c.Pid)
+	if err := c.moveNetDevices(p.NetDevices); err != nil {
+		return nil, err
 	}
 	config := &stageConfig{
 		ID: cfg.ID, Bundle: cfg.Bundle, Spec: p.Spec, Terminal: cfg.Terminal,

@@ -13,6 +13,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/boxrt/containerd-shim-box-v1/oci"
+	"github.com/boxrt/containerd-shim-box-v1/runtime/process"
 )
 
 // ProcessConfig describes a process to exec into a running container.
@@ -87,8 +88,13 @@ func (p *Process) Close() {
 //
 // Preconditions: c's init is running (Create returned; not exited).
 func (c *Container) Exec(ctx context.Context, cfg ProcessConfig) (_ *Process, retErr error) {
-	plan, err := oci.NewProcessPlan(cfg.Spec)
+	// Fields the exec leaves unset come from the container's process.
+	spec := oci.ExecProcess(cfg.Spec, c.Plan.Spec.Process)
+	plan, err := oci.NewProcessPlan(spec)
 	if err != nil {
+		return nil, err
+	}
+	if err := process.CheckHost(plan); err != nil {
 		return nil, err
 	}
 	if err := c.checkRunning(); err != nil {
@@ -121,7 +127,11 @@ func (c *Container) Exec(ctx context.Context, cfg ProcessConfig) (_ *Process, re
 			return nil, fmt.Errorf("add exec %s (pid %d) to cgroup: %w", cfg.ID, p.Pid, err)
 		}
 	}
-	if err := parent.send(message{Type: msgExecConfig, Process: cfg.Spec, Seccomp: c.Plan.Spec.Linux.Seccomp}); err != nil {
+	if err := setFinalAffinity(p.Pid, plan.ExecCPUAffinity); err != nil {
+		return nil, fmt.Errorf("exec %s: %w", cfg.ID, err)
+	}
+	if err := parent.send(message{Type: msgExecConfig, Process: spec, Seccomp: c.Plan.Spec.Linux.Seccomp,
+		Personality: c.Plan.Spec.Linux.Personality, MemoryPolicy: c.Plan.Spec.Linux.MemoryPolicy}); err != nil {
 		return nil, fmt.Errorf("send config to exec %s: %w", cfg.ID, err)
 	}
 	console, err := awaitReady(parent, plan.Terminal, "exec "+cfg.ID)

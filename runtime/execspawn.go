@@ -51,6 +51,10 @@ func (c *Container) spawnExec(cfg ProcessConfig, plan *oci.ProcessPlan, exe stri
 		// Never unlocked: the thread's pid_for_children is changed for
 		// good, so it must die with the goroutine.
 		lockOSThread()
+		if err := setInitialAffinity(plan.ExecCPUAffinity); err != nil {
+			done <- result{nil, err}
+			return
+		}
 		p, err := c.forkExecStage(cfg, plan, exe, child)
 		done <- result{p, err}
 	}()

@@ -55,6 +55,12 @@ func runExec(conn *syncConn) error {
 		return err
 	}
 	plan.Seccomp = m.Seccomp
+	if plan.Personality, err = oci.PlanPersonality(m.Personality); err != nil {
+		return err
+	}
+	if plan.MemoryPolicy, err = oci.PlanMemoryPolicy(m.MemoryPolicy); err != nil {
+		return err
+	}
 	master := -1
 	if plan.Terminal {
 		f, err := console.Setup(m.Process.ConsoleSize)

@@ -76,6 +76,11 @@ type message struct {
 	// Seccomp is the container's filter, set on msgExecConfig: execs get
 	// the same filter as init.
 	Seccomp *specs.LinuxSeccomp `json:"seccomp,omitempty"`
+	// Personality and MemoryPolicy are the container's linux.personality
+	// and linux.memoryPolicy, set on msgExecConfig: execs get them as the
+	// init does.
+	Personality  *specs.LinuxPersonality  `json:"personality,omitempty"`
+	MemoryPolicy *specs.LinuxMemoryPolicy `json:"memoryPolicy,omitempty"`
 	// Console is set on msgReady when the datagram carries the pty master.
 	Console bool `json:"console,omitempty"`
 	// Error and Kind are set on msgError. Kind is the errdefs class name so
