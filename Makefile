@@ -83,6 +83,13 @@ VM_TESTS     ?= runtime runtime/cgroup runtime/rootfs:TestPrepareFinalize runtim
 vm-test:
 	VM_TESTS="$(VM_TESTS)" CONTAINERD_VERSION=$(CONTAINERD_VERSION) hack/vm/run.sh $(OUTPUT)/vm-test.log
 
+# The systemd cgroup driver's root tests in a VM booted with systemd as pid 1 (a debootstrap'd
+# Debian rootfs, same kernel; hack/vm/README.md). VM_SD_TESTS: "<package>[:<-test.run regexp>]".
+VM_SD_TESTS ?= runtime/cgroup:Systemd runtime:Systemd containerd
+.PHONY: vm-systemd-test
+vm-systemd-test:
+	VM_SD_TESTS="$(VM_SD_TESTS)" CONTAINERD_VERSION=$(CONTAINERD_VERSION) hack/vm/systemd/run.sh $(OUTPUT)/vm-systemd-test.log
+
 # What CI runs (.ci/run). Every stage runs; the target fails if any failed.
 check: deps
 	@rm -f $(OUTPUT)/*.log; rc=0; \
