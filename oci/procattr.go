@@ -237,3 +237,6 @@ func ExecProcess(exec, container *specs.Process) *specs.Process {
 	}
 	return &p
 }
+
+// CapabilityNames lists every capability name box accepts, sorted.
+func CapabilityNames() []string { return sortedKeys(capabilityBits) }

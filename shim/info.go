@@ -43,7 +43,7 @@ func info(ctx context.Context, stdin io.Reader, stdout io.Writer) error {
 // Features is what box implements, in the OCI features format. It lists
 // only what Create accepts today.
 func Features() *features.Features {
-	t := true
+	t, f := true, false
 	return &features.Features{
 		OCIVersionMin: "1.0.0",
 		OCIVersionMax: specs.Version,
@@ -59,6 +59,16 @@ func Features() *features.Features {
 		Linux: &features.Linux{
 			Namespaces: []string{"cgroup", "ipc", "mount", "network", "pid", "user", "uts"},
 			Cgroup:     &features.Cgroup{V1: &t, V2: &t},
+			// Every name Create accepts; any other is refused.
+			Capabilities: oci.CapabilityNames(),
+			// Labels are written when the host runs the LSM; Create
+			// refuses them, naming the field, where it does not.
+			Apparmor: &features.Apparmor{Enabled: &t},
+			Selinux:  &features.Selinux{Enabled: &t},
+			// Refused by Create: box makes no resctrl groups yet.
+			IntelRdt:     &features.IntelRdt{Enabled: &f},
+			MemoryPolicy: &features.MemoryPolicy{Modes: oci.MemoryPolicyModes(), Flags: oci.MemoryPolicyFlags()},
+			NetDevices:   &features.NetDevices{Enabled: &t},
 			Seccomp: &features.Seccomp{
 				Enabled: &t,
 				// NOTIFY is refused until the listener fd is forwarded.
