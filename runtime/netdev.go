@@ -49,6 +49,14 @@ func (c *Container) moveNetDevices(devs []oci.NetDevice) error {
 	if err := c.checkRunning(); err != nil {
 		return err
 	}
+	if same, err := sameFile(host, target); err != nil || same {
+		if err != nil {
+			return fmt.Errorf("linux.netDevices: %w", err)
+		}
+		// Moving would only rename the runtime's own devices (runc does
+		// not check; box refuses).
+		return fmt.Errorf("linux.netDevices: the container's network namespace is the runtime's own: %w", errdefs.ErrFailedPrecondition)
+	}
 	done := make(chan error, 1)
 	go func() {
 		// Never unlocked: the thread's network namespace changes, so it
@@ -121,4 +129,16 @@ func moveNetDevice(src, dst *nlConn, target int, d oci.NetDevice) error {
 		return fmt.Errorf("set %q up: %w", d.Name, err)
 	}
 	return nil
+}
+
+// sameFile reports whether two descriptors are the same namespace file.
+func sameFile(a, b int) (bool, error) {
+	var sa, sb unix.Stat_t
+	if err := unix.Fstat(a, &sa); err != nil {
+		return false, err
+	}
+	if err := unix.Fstat(b, &sb); err != nil {
+		return false, err
+	}
+	return sa.Dev == sb.Dev && sa.Ino == sb.Ino, nil
 }

@@ -2,6 +2,7 @@ package runtime
 
 import (
 	"context"
+	"fmt"
 	"os"
 	"os/exec"
 	"strconv"
@@ -88,6 +89,42 @@ func TestSchedulerIOPriority(t *testing.T) {
 	p := startExec(t, c, mon, own)
 	if pol, _, io := schedOf(t, p.Pid); pol != unix.SCHED_IDLE || io != 3<<13 {
 		t.Errorf("exec with its own: policy %d ioprio %#x; want %d %#x", pol, io, unix.SCHED_IDLE, 3<<13)
+	}
+}
+
+// TestSchedulerDeadline checks SCHED_DEADLINE (runc's integration test
+// values) on the init and an inheriting exec: the Go stages survive the
+// policy (a deadline task cannot fork) up to execve.
+func TestSchedulerDeadline(t *testing.T) {
+	testutil.RequiresRoot(t)
+	bundle, spec, _ := testBundle(t, "sleep", "1000")
+	spec.Process.Scheduler = &specs.Scheduler{Policy: specs.SchedDeadline, Runtime: 42000, Deadline: 1000000, Period: 1000000}
+	plan, err := oci.NewPlan(spec, bundle)
+	if err != nil {
+		t.Fatal(err)
+	}
+	mon := &testMonitor{}
+	c, err := Create(context.Background(), CreateConfig{ID: "t", Bundle: bundle, Plan: plan, Monitor: mon})
+	if errdefs.IsFailedPrecondition(err) {
+		t.Skipf("this host's cgroups or cpusets do not admit SCHED_DEADLINE: %v", err)
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		c.SignalAll(unix.SIGKILL)
+		<-c.Exited()
+		c.Destroy()
+	})
+	if err := c.Start(); err != nil {
+		t.Fatal(err)
+	}
+	p := startExec(t, c, mon, execSpec(spec, "sleep", "1000"))
+	for what, pid := range map[string]int{"init": c.Pid, "exec": p.Pid} {
+		a, err := unix.SchedGetAttr(pid, 0)
+		if err != nil || a.Policy != unix.SCHED_DEADLINE || a.Runtime != 42000 || a.Deadline != 1e6 || a.Period != 1e6 {
+			t.Errorf("%s: %+v, %v", what, a, err)
+		}
 	}
 }
 
@@ -261,6 +298,23 @@ func TestNetDevices(t *testing.T) {
 	err := createFails(t, bundle, spec)
 	if !errdefs.IsNotFound(err) || !strings.Contains(err.Error(), `linux.netDevices["nosuch0"]`) {
 		t.Fatalf("missing device: %v; want not found naming it", err)
+	}
+
+	// Joining the source namespace itself by path: moving would rename the
+	// runtime's own device.
+	bundle, spec, _ = testBundle(t, "true")
+	for i, ns := range spec.Linux.Namespaces {
+		if ns.Type == specs.NetworkNamespace {
+			spec.Linux.Namespaces[i].Path = fmt.Sprintf("/proc/%d/fd/%d", os.Getpid(), src)
+		}
+	}
+	spec.Linux.NetDevices = map[string]specs.LinuxNetDevice{"box1": {Name: "renamed0"}}
+	err = createFails(t, bundle, spec)
+	if !errdefs.IsFailedPrecondition(err) || !strings.Contains(err.Error(), "linux.netDevices") {
+		t.Fatalf("netns of the runtime: %v; want a failed precondition", err)
+	}
+	if out := inNetNS(t, src, "ip -o link show box1"); !strings.Contains(out, "box1") {
+		t.Errorf("box1 was touched: %s", out)
 	}
 }
 
