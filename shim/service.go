@@ -221,7 +221,6 @@ func (s *service) watchExit(c *container) {
 	defer c.mu.Unlock()
 	c.exit = &e
 	_ = c.transition(Stopped)
-	close(c.exited)
 	// Every exec's exit is published before the init's. With its own pid
 	// namespace the kernel has killed them; otherwise SignalAll above did.
 	for c.runningExecs > 0 {
@@ -230,6 +229,12 @@ func (s *service) watchExit(c *container) {
 	if !c.starting {
 		s.publishExit(c)
 	}
+	// Only now: Wait and Delete go on once exited is closed, and the
+	// TaskExit queued above must precede their effects (TaskDelete). A
+	// Start in progress publishes the exit itself; Delete refuses to run
+	// until it has. (FuzzTaskSequence found TaskDelete before TaskExit
+	// when an exec's exit was still outstanding.)
+	close(c.exited)
 	go s.exitIfOrphanedAndIdle()
 }
 

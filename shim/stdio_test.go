@@ -19,6 +19,9 @@ import (
 )
 
 func TestMain(m *testing.M) {
+	if len(os.Args) == 2 && (os.Args[1] == "init" || os.Args[1] == "exec") {
+		runStage(os.Args[1]) // tasks_fuzz_test.go
+	}
 	if len(os.Args) > 1 && os.Args[1] == testLoggerKey {
 		os.Exit(runTestLogger(os.Args[1:]))
 	}
