@@ -133,15 +133,19 @@ func TestCreatedStateFDCensus(t *testing.T) {
 
 // TestExecLeakedFDPaths is the CVE-2024-21626 check of the exec path, with
 // a host directory leaked into the runtime (the stages inherit it): exec's
-// process.cwd "/proc/self/fd/N" and args[0] "/proc/self/fd/N/echo" are
-// refused with errdefs.ErrInvalidArgument, and a plain exec holds only stdio
+// process.cwd "/proc/self/fd/N", a cwd that is the image's symlink to it,
+// and args[0] "/proc/self/fd/N/echo" are refused with errdefs.ErrInvalidArgument, and a plain exec holds only stdio
 // at execve. The negative controls (the same paths escape when the checks
 // are off) are runtime/process's TestLeakedFDEscapes and
 // TestRunClosesLeakedFDs; here the container's own mount namespace and
 // exec stage are used.
 func TestExecLeakedFDPaths(t *testing.T) {
 	testutil.RequiresRoot(t)
-	c, spec, mon := startContainer(t, "sleep", "100")
+	bundle, spec, _ := testBundle(t, "sleep", "100")
+	if err := os.Symlink("/proc/self/fd/"+strconv.Itoa(censusLeakFD), filepath.Join(bundle, "rootfs/leak")); err != nil {
+		t.Fatal(err)
+	}
+	c, mon := createStarted(t, bundle, spec)
 	leakHostDir(t)
 	fd := "/proc/self/fd/" + strconv.Itoa(censusLeakFD)
 
@@ -152,8 +156,15 @@ func TestExecLeakedFDPaths(t *testing.T) {
 
 	cwd := execSpec(spec, "cat", "marker")
 	cwd.Cwd = fd
-	if out, _, err := execInto(t, c, mon, cwd); !errdefs.IsInvalidArgument(err) || !strings.Contains(err.Error(), "process.cwd") {
-		t.Errorf("cwd %s: err %v (output %q), want InvalidArgument naming process.cwd", fd, err, out)
+	if out, _, err := execInto(t, c, mon, cwd); !errdefs.IsInvalidArgument(err) || !strings.Contains(err.Error(), "is not inside the container's root") {
+		t.Errorf("cwd %s: err %v (output %q), want InvalidArgument: not inside the root", fd, err, out)
+	}
+
+	// The image's symlink to the leaked descriptor, as exec's cwd.
+	viaLink := execSpec(spec, "cat", "marker")
+	viaLink.Cwd = "/leak"
+	if out, _, err := execInto(t, c, mon, viaLink); !errdefs.IsInvalidArgument(err) || !strings.Contains(err.Error(), "is not inside the container's root") {
+		t.Errorf("cwd /leak -> %s: err %v (output %q), want InvalidArgument: not inside the root", fd, err, out)
 	}
 
 	args0 := execSpec(spec, fd+"/echo", "ESCAPED")
