@@ -15,6 +15,7 @@ import (
 	"github.com/boxrt/containerd-shim-box-v1/oci"
 	"github.com/boxrt/containerd-shim-box-v1/runtime/cgroup"
 	"github.com/boxrt/containerd-shim-box-v1/runtime/process"
+	"github.com/boxrt/containerd-shim-box-v1/runtime/seccomp"
 )
 
 // Exit is how a process ended.
@@ -70,6 +71,8 @@ type Container struct {
 	exited <-chan Exit
 	// setupExit is the init's exit when Create killed it (see kill).
 	setupExit *Exit
+	// filter is linux.seccomp compiled, for the init and every exec.
+	filter *seccomp.Program
 }
 
 // Exited receives the init process's exit exactly once.
@@ -95,9 +98,10 @@ func Create(ctx context.Context, cfg CreateConfig) (_ *Container, retErr error) 
 		}
 	}()
 
-	// Refuse a bad seccomp profile before anything runs; the stage
-	// compiles it again where it loads it.
-	if _, err := process.CompileSeccomp(p.Spec.Linux.Seccomp); err != nil {
+	// Refuse a bad seccomp profile before anything runs. The stages load
+	// this program; they never compile.
+	filter, err := process.CompileSeccomp(p.Spec.Linux.Seccomp)
+	if err != nil {
 		return nil, err
 	}
 	exe, err := SealedExe()
@@ -114,7 +118,7 @@ func Create(ctx context.Context, cfg CreateConfig) (_ *Container, retErr error) 
 		}
 	}()
 
-	c := &Container{ID: cfg.ID, Plan: p, Cgroup: cg, sync: parent, pidfd: -1}
+	c := &Container{ID: cfg.ID, Plan: p, Cgroup: cg, sync: parent, pidfd: -1, filter: filter}
 	err = c.spawn(cfg, exe, child)
 	child.Close()
 	if err != nil {
@@ -137,7 +141,7 @@ func Create(ctx context.Context, cfg CreateConfig) (_ *Container, retErr error) 
 		return nil, err
 	}
 	config := &stageConfig{
-		ID: cfg.ID, Bundle: cfg.Bundle, Spec: p.Spec, Terminal: cfg.Terminal,
+		ID: cfg.ID, Bundle: cfg.Bundle, Spec: withoutSeccomp(p.Spec), Filter: encodeFilter(filter), Terminal: cfg.Terminal,
 		NoPivotRoot: cfg.NoPivotRoot, NoNewKeyring: cfg.NoNewKeyring,
 	}
 	if err := parent.send(message{Type: msgConfig, Config: config}); err != nil {
@@ -404,4 +408,16 @@ func cgroupResources(p *oci.Plan) *specs.LinuxResources {
 	r.Pids = nil // applied by applyDeferredPids
 	r.Devices = append(append([]specs.LinuxDeviceCgroup(nil), r.Devices...), oci.DefaultDeviceRules...)
 	return &r
+}
+
+// withoutSeccomp is a shallow copy of s without linux.seccomp, which the
+// init stage gets compiled (stageConfig.Filter) and need not decode.
+func withoutSeccomp(s *specs.Spec) *specs.Spec {
+	if s.Linux == nil || s.Linux.Seccomp == nil {
+		return s
+	}
+	c, l := *s, *s.Linux
+	l.Seccomp = nil
+	c.Linux = &l
+	return &c
 }

@@ -130,7 +130,7 @@ func (c *Container) Exec(ctx context.Context, cfg ProcessConfig) (_ *Process, re
 	if err := setFinalAffinity(p.Pid, plan.ExecCPUAffinity); err != nil {
 		return nil, fmt.Errorf("exec %s: %w", cfg.ID, err)
 	}
-	if err := parent.send(message{Type: msgExecConfig, Process: spec, Seccomp: c.Plan.Spec.Linux.Seccomp,
+	if err := parent.send(message{Type: msgExecConfig, Process: spec, Filter: encodeFilter(c.filter),
 		Personality: c.Plan.Spec.Linux.Personality, MemoryPolicy: c.Plan.Spec.Linux.MemoryPolicy}); err != nil {
 		return nil, fmt.Errorf("send config to exec %s: %w", cfg.ID, err)
 	}

@@ -54,7 +54,10 @@ func runExec(conn *syncConn) error {
 	if err != nil {
 		return err
 	}
-	plan.Seccomp = m.Seccomp
+	filter, err := m.Filter.program()
+	if err != nil {
+		return err
+	}
 	if plan.Personality, err = oci.PlanPersonality(m.Personality); err != nil {
 		return err
 	}
@@ -70,7 +73,7 @@ func runExec(conn *syncConn) error {
 		defer f.Close()
 		master = int(f.Fd())
 	}
-	ex, err := process.Prepare(plan)
+	ex, err := process.PrepareCompiled(plan, filter)
 	if err != nil {
 		return err
 	}

@@ -15,6 +15,7 @@ import (
 	"github.com/boxrt/containerd-shim-box-v1/runtime/console"
 	"github.com/boxrt/containerd-shim-box-v1/runtime/process"
 	"github.com/boxrt/containerd-shim-box-v1/runtime/rootfs"
+	"github.com/boxrt/containerd-shim-box-v1/runtime/seccomp"
 )
 
 func lockOSThread() { goruntime.LockOSThread() }
@@ -61,7 +62,11 @@ func runInit(conn *syncConn) error {
 			return err
 		}
 	}
-	ex, master, err := prepare(plan, m.Config.Terminal)
+	filter, err := m.Config.Filter.program()
+	if err != nil {
+		return err
+	}
+	ex, master, err := prepare(plan, filter, m.Config.Terminal)
 	if err != nil {
 		return err
 	}
@@ -92,7 +97,7 @@ func runInit(conn *syncConn) error {
 // devpts, when asked), hostname, sysctls, readonly and masked paths, then
 // the process's credentials (process.Prepare). It returns the pty master
 // when there is a terminal.
-func prepare(p *oci.Plan, terminal bool) (_ *process.Exec, master *os.File, retErr error) {
+func prepare(p *oci.Plan, filter *seccomp.Program, terminal bool) (_ *process.Exec, master *os.File, retErr error) {
 	if err := rootfs.Prepare(p); err != nil {
 		return nil, nil, fmt.Errorf("prepare rootfs: %w", err)
 	}
@@ -122,7 +127,7 @@ func prepare(p *oci.Plan, terminal bool) (_ *process.Exec, master *os.File, retE
 	if err := rootfs.Finalize(p); err != nil {
 		return nil, nil, fmt.Errorf("finalize rootfs: %w", err)
 	}
-	ex, err := process.Prepare(p.Process)
+	ex, err := process.PrepareCompiled(p.Process, filter)
 	if err != nil {
 		return nil, nil, err
 	}

@@ -48,6 +48,8 @@ import (
 	"github.com/containerd/errdefs"
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 	"golang.org/x/sys/unix"
+
+	"github.com/boxrt/containerd-shim-box-v1/runtime/seccomp"
 )
 
 // syncFD is the stage's end of the socketpair.
@@ -73,9 +75,9 @@ type message struct {
 	Config *stageConfig `json:"config,omitempty"`
 	// Process is set on msgExecConfig.
 	Process *specs.Process `json:"process,omitempty"`
-	// Seccomp is the container's filter, set on msgExecConfig: execs get
-	// the same filter as init.
-	Seccomp *specs.LinuxSeccomp `json:"seccomp,omitempty"`
+	// Filter is the container's compiled seccomp filter, set on
+	// msgExecConfig: execs get the same filter as init.
+	Filter *filterWire `json:"filter,omitempty"`
 	// Personality and MemoryPolicy are the container's linux.personality
 	// and linux.memoryPolicy, set on msgExecConfig: execs get them as the
 	// init does.
@@ -100,6 +102,9 @@ type stageConfig struct {
 	// NoPivotRoot and NoNewKeyring are the runtime options of that name.
 	NoPivotRoot  bool `json:"noPivotRoot,omitempty"`
 	NoNewKeyring bool `json:"noNewKeyring,omitempty"`
+	// Filter is linux.seccomp compiled by the daemon; the spec sent to the
+	// stage has no linux.seccomp.
+	Filter *filterWire `json:"filter,omitempty"`
 }
 
 // syncConn is one end of the socketpair.
@@ -279,4 +284,34 @@ func remoteError(m message) error {
 		}
 	}
 	return errors.New(m.Error)
+}
+
+// filterWire is a compiled seccomp program as the daemon sends it to a
+// stage: the daemon compiles a container's profile once (it must, to refuse
+// a bad one before anything runs) and the stages only load it.
+type filterWire struct {
+	Insns         []byte `json:"insns"` // struct sock_filter, native byte order
+	Flags         uint   `json:"flags,omitempty"`
+	NeedsListener bool   `json:"needsListener,omitempty"`
+}
+
+// encodeFilter returns the wire form of p; nil for nil.
+func encodeFilter(p *seccomp.Program) *filterWire {
+	if p == nil {
+		return nil
+	}
+	b, _ := p.MarshalBinary()
+	return &filterWire{Insns: b, Flags: p.Flags, NeedsListener: p.NeedsListener}
+}
+
+// program decodes w; nil for nil.
+func (w *filterWire) program() (*seccomp.Program, error) {
+	if w == nil {
+		return nil, nil
+	}
+	p := &seccomp.Program{Flags: w.Flags, NeedsListener: w.NeedsListener}
+	if err := p.UnmarshalBinary(w.Insns); err != nil {
+		return nil, fmt.Errorf("seccomp filter from the daemon: %w", err)
+	}
+	return p, nil
 }

@@ -71,6 +71,14 @@ func Prepare(p *oci.ProcessPlan) (*Exec, error) {
 	if err != nil {
 		return nil, err
 	}
+	return PrepareCompiled(p, filter)
+}
+
+// PrepareCompiled is Prepare with the process's seccomp filter already
+// compiled (nil: none), in place of p.Seccomp. The daemon compiles a
+// container's profile once, to refuse a bad one before anything runs, and
+// the stages only load the program it sends them.
+func PrepareCompiled(p *oci.ProcessPlan, filter *seccomp.Program) (*Exec, error) {
 	if err := setRlimits(p.Rlimits); err != nil {
 		return nil, err
 	}
@@ -155,6 +163,11 @@ func (e *Exec) Run() error {
 // cloexecFDs is markCloexecFrom3, replaced by a test that shows what leaks
 // without it.
 var cloexecFDs = markCloexecFrom3
+
+// MarkCloexecFrom3 sets FD_CLOEXEC on every descriptor >= 3 of the calling
+// process, so that nothing it holds reaches a program it executes (the
+// runtime calls it before forking OCI hooks).
+func MarkCloexecFrom3() error { return markCloexecFrom3() }
 
 // markCloexecFrom3 sets FD_CLOEXEC on every descriptor >= 3. Kernels before
 // 5.11 lack CLOSE_RANGE_CLOEXEC; there it walks /proc/self/fd.

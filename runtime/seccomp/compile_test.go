@@ -1,6 +1,7 @@
 package seccomp
 
 import (
+	"reflect"
 	"strings"
 	"testing"
 
@@ -391,6 +392,34 @@ func TestLongJumps(t *testing.T) {
 			if got, want := v.run(t, d), reference(s, d); got != want {
 				t.Fatalf("%s(_, %#x): got %#x, want %#x", name, arg, got, want)
 			}
+		}
+	}
+}
+
+// TestProgramBinaryRoundTrip checks the encoding the daemon sends to the
+// stages, and that truncated or oversized input is refused.
+func TestProgramBinaryRoundTrip(t *testing.T) {
+	p, err := Compile(&specs.LinuxSeccomp{
+		DefaultAction: specs.ActErrno,
+		Syscalls:      []specs.LinuxSyscall{{Names: []string{"read", "write"}, Action: specs.ActAllow}},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := p.MarshalBinary()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var q Program
+	if err := q.UnmarshalBinary(b); err != nil {
+		t.Fatal(err)
+	}
+	if !reflect.DeepEqual(p.Filter, q.Filter) {
+		t.Fatalf("round trip changed the program:\n%v\n%v", p.Filter, q.Filter)
+	}
+	for _, bad := range [][]byte{nil, b[:len(b)-1], make([]byte, (maxInsns+1)*insnSize)} {
+		if err := q.UnmarshalBinary(bad); !errdefs.IsInvalidArgument(err) {
+			t.Errorf("%d bytes: %v, want InvalidArgument", len(bad), err)
 		}
 	}
 }
