@@ -455,3 +455,64 @@ func TestSystemdNestedSliceAndDefaultSlice(t *testing.T) {
 		}
 	}
 }
+
+// TestSystemdOOMKillCounted checks an OOM kill in a scope reaches box's OOM watcher (OOMEvents
+// on memory.events: the kernel raises oom_kill, and inotify fires, before it kills). It also
+// records the limit of the systemd driver here: systemd stops a scope and removes its cgroup as
+// soon as its last process exits, so a read of the counter after that (the watcher's read, when
+// it loses the race, or the re-read before TaskExit) finds no cgroup. Under TCG the read loses
+// every time; the test logs what it found.
+func TestSystemdOOMKillCounted(t *testing.T) {
+	requireSystemd(t)
+	slice := testSlice(t)
+	cg, err := NewSystemd(slice+":box:oom", &specs.LinuxResources{
+		Memory: &specs.LinuxMemory{Limit: ptr(int64(16 << 20)), Swap: ptr(int64(16 << 20))},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// the shell holds a 64 MiB command substitution in its own memory
+	cmd, say := scriptChild(t, `read x; echo go; v=$(head -c 67108864 /dev/zero | tr '\0' x); echo survived`)
+	if err := cg.Add(cmd.Process.Pid); err != nil {
+		t.Fatal(err)
+	}
+	ev, err := NewOOMEvents()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ev.Close()
+	if err := ev.Add(cg, 1); err != nil {
+		t.Fatal(err)
+	}
+	type seen struct {
+		keys []uint64
+		n    uint64
+		err  error
+	}
+	got := make(chan seen, 1)
+	go func() {
+		// what the shim's watcher does: wait, then read the counter
+		keys, _ := ev.Wait()
+		n, err := OOMKills(cg)
+		got <- seen{keys, n, err}
+	}()
+	say()
+	cmd.Wait()
+	select {
+	case s := <-got:
+		if len(s.keys) != 1 || s.keys[0] != 1 {
+			t.Errorf("OOM event keys %v; want [1]", s.keys)
+		}
+		if s.err != nil && !errdefs.IsNotFound(s.err) {
+			t.Errorf("OOMKills after the event: %v; want a count or NotFound (cgroup removed by systemd)", s.err)
+		}
+		t.Logf("OOMKills right after the event: %d, %v", s.n, s.err)
+	case <-time.After(20 * time.Second):
+		t.Fatal("no OOM event within 20s of the kill")
+	}
+	n, err := OOMKills(cg)
+	t.Logf("OOMKills after the last process was reaped: %d, %v (systemd may have removed the cgroup by now)", n, err)
+	if err := cg.Delete(); err != nil {
+		t.Fatal(err)
+	}
+}
