@@ -43,9 +43,16 @@ func reportAttrs() string {
 
 // reportProcess is a process spec that execs the test binary in report
 // mode, as root with every capability the test has.
-func reportProcess() specs.Process {
+func reportProcess(t *testing.T) specs.Process {
+	t.Helper()
+	// Absolute: the child's cwd is "/", and the VM runs tests by a
+	// relative path.
+	self, err := os.Executable()
+	if err != nil {
+		t.Fatal(err)
+	}
 	return specs.Process{
-		Args: []string{os.Args[0]},
+		Args: []string{self},
 		Env:  []string{envReport + "=1"},
 		Cwd:  "/",
 		Capabilities: &specs.LinuxCapabilities{
@@ -81,7 +88,7 @@ func TestPrepareSchedAttrs(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			p := reportProcess()
+			p := reportProcess(t)
 			p.Scheduler, p.IOPriority = tt.sched, tt.io
 			out, code := runChild(t, p)
 			if code != 0 || !strings.Contains(out, tt.want) {
@@ -95,7 +102,7 @@ func TestPrepareSchedAttrs(t *testing.T) {
 // fails Prepare with the field named, and the program does not run.
 func TestPrepareSchedulerRefused(t *testing.T) {
 	testutil.RequiresRoot(t)
-	p := reportProcess()
+	p := reportProcess(t)
 	// A deadline period above kernel.sched_dl_period_max_us (4 s by
 	// default) is refused with EINVAL.
 	p.Scheduler = &specs.Scheduler{Policy: specs.SchedDeadline, Runtime: 1e6, Deadline: 1e6, Period: 10e9}
