@@ -16,6 +16,8 @@ import (
 	"github.com/containerd/containerd/v2/pkg/testutil"
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 	"golang.org/x/sys/unix"
+
+	"github.com/boxrt/containerd-shim-box-v1/oci"
 )
 
 // Child switches of the escape tests (read by escapeChildSetup, in the
@@ -32,6 +34,9 @@ const (
 	// OpenProcfs and WriteProcfs, as the init stage does, and print
 	// "sysctl: ok" or "sysctl: <error>".
 	envSysctl = "BOX_PROCESS_TEST_SYSCTL"
+	// envLabel makes the child write this SELinux exec label as Prepare
+	// does (setExecLabels) and print "label: ok" or "label: <error>".
+	envLabel = "BOX_PROCESS_TEST_LABEL"
 	// envPathProcfs "1": negative control; procfs writes go by path, as
 	// os.WriteFile("/proc/self/oom_score_adj") did.
 	envPathProcfs = "BOX_PROCESS_TEST_PATHPROC"
@@ -85,8 +90,12 @@ func escapeChildSetup() error {
 		var err error
 		switch kind {
 		case "fake":
-			if err = os.MkdirAll(filepath.Join(arg, pid), 0o755); err == nil {
+			attr := filepath.Join(arg, pid, "task", strconv.Itoa(unix.Gettid()), "attr")
+			if err = os.MkdirAll(attr, 0o755); err == nil {
 				err = os.WriteFile(filepath.Join(arg, pid, "oom_score_adj"), []byte("FAKE"), 0o644)
+			}
+			if err == nil {
+				err = os.WriteFile(filepath.Join(attr, "exec"), []byte("FAKE"), 0o644)
 			}
 			if err == nil {
 				err = unix.Mount(arg, "/proc", "", unix.MS_BIND, "")
@@ -100,6 +109,13 @@ func escapeChildSetup() error {
 		}
 		if err != nil {
 			return fmt.Errorf("%s: %w", v, err)
+		}
+	}
+	if label := os.Getenv(envLabel); label != "" {
+		if err := setExecLabels(&oci.ProcessPlan{SelinuxLabel: label}); err != nil {
+			fmt.Printf("label: %v\n", err)
+		} else {
+			fmt.Println("label: ok")
 		}
 	}
 	if kv := os.Getenv(envSysctl); kv != "" {
@@ -383,6 +399,42 @@ func TestLeakedFDEscapes(t *testing.T) {
 			out, status = runChild(t, tc.p, append(env, envNoEscapeChecks+"=1")...)
 			if status != 0 || out != tc.controlOut {
 				t.Errorf("control did not escape (test proves nothing): status %d, output %q, want %q", status, out, tc.controlOut)
+			}
+		})
+	}
+}
+
+// TestExecLabelFakeProcfs is the CVE-2019-16884 check for LSM labels (runc
+// wrote the AppArmor label into a volume mounted on /proc, so the process
+// ran unconfined): with a plain directory holding a fake
+// <pid>/task/<tid>/attr/exec mounted on /proc, writing the exec label is
+// refused and the fake file is untouched. Negative control: the path-based
+// write fills the fake file and reports success.
+func TestExecLabelFakeProcfs(t *testing.T) {
+	testutil.RequiresRoot(t)
+	const label = "system_u:system_r:spc_t:s0"
+	p := specs.Process{Args: []string{"/bin/true"}, Cwd: "/"}
+	for _, control := range []bool{false, true} {
+		t.Run(map[bool]string{false: "verified", true: "path-control"}[control], func(t *testing.T) {
+			fake := t.TempDir()
+			env := []string{envProcfs + "=fake:" + fake, envLabel + "=" + label}
+			if control {
+				env = append(env, envPathProcfs+"=1")
+			}
+			out, status := runChild(t, p, env...)
+			matches, _ := filepath.Glob(filepath.Join(fake, "*/task/*/attr/exec"))
+			if status != 0 || len(matches) != 1 {
+				t.Fatalf("child: status %d, output %q, fake attr files %q", status, out, matches)
+			}
+			got := readString(t, matches[0])
+			if !control {
+				if !strings.Contains(out, "label: ") || !strings.Contains(out, "is not on a procfs") || got != "FAKE" {
+					t.Errorf("label written through a fake procfs: output %q, fake attr/exec %q", out, got)
+				}
+				return
+			}
+			if !strings.Contains(out, "label: ok") || got != label {
+				t.Errorf("path-based write did not hit the fake file (test proves nothing): output %q, fake attr/exec %q", out, got)
 			}
 		})
 	}
