@@ -73,7 +73,7 @@ func (tm *testMonitor) Fork(fork func() (int, error)) (int, <-chan Exit, error) 
 
 // testBundle makes a bundle with a busybox rootfs and containerd's default
 // spec, running args.
-func testBundle(t *testing.T, args ...string) (bundle string, spec *specs.Spec, cgParent string) {
+func testBundle(t testing.TB, args ...string) (bundle string, spec *specs.Spec, cgParent string) {
 	t.Helper()
 	if _, err := os.Stat("/bin/busybox"); err != nil {
 		t.Fatalf("busybox-static is required (apt-get install busybox-static): %v", err)
@@ -124,7 +124,7 @@ func cgroupGlob(pattern string) []string {
 }
 
 // removeCgroupParent removes the test's cgroup parent in every hierarchy.
-func removeCgroupParent(t *testing.T, parent string) {
+func removeCgroupParent(t testing.TB, parent string) {
 	dirs := cgroupGlob(parent)
 	for _, d := range dirs {
 		subs, _ := filepath.Glob(d + "/*/")

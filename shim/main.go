@@ -58,5 +58,8 @@ func serveWithStage(ctx context.Context, f launch.Flags) error {
 		return err
 	}
 	runtime.SetStageExecutable(stage)
+	// Seal the stage binary while the daemon waits for containerd's first
+	// request, not in the Create that needs it.
+	go func() { _, _ = runtime.SealedExe() }() // Create reports any error
 	return serve(ctx, f)
 }

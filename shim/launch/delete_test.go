@@ -2,10 +2,15 @@ package launch
 
 import (
 	"bytes"
+	"os"
+	"path/filepath"
 	"testing"
 	"time"
 
 	taskAPI "github.com/containerd/containerd/api/runtime/task/v3"
+	"github.com/containerd/containerd/v2/pkg/testutil"
+	"github.com/moby/sys/mountinfo"
+	"golang.org/x/sys/unix"
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/timestamppb"
 )
@@ -35,5 +40,44 @@ func TestDeleteResponseWire(t *testing.T) {
 		if dec.Pid != r.Pid || dec.ExitStatus != r.ExitStatus || !dec.ExitedAt.AsTime().Equal(r.ExitedAt) {
 			t.Errorf("%+v: decoded as %v", r, &dec)
 		}
+	}
+}
+
+// TestUnmountRecursive mounts two tmpfs, one inside the other, under a
+// target and checks both are gone afterwards; a target that is not a mount
+// point, or does not exist, is fine.
+func TestUnmountRecursive(t *testing.T) {
+	testutil.RequiresRoot(t)
+	dir := t.TempDir()
+	target := filepath.Join(dir, "rootfs")
+	if err := os.Mkdir(target, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := unmountRecursive(target); err != nil {
+		t.Fatalf("not mounted: %v", err)
+	}
+	if err := unmountRecursive(filepath.Join(dir, "missing")); err != nil {
+		t.Fatalf("missing: %v", err)
+	}
+	if err := unix.Mount("tmpfs", target, "tmpfs", 0, ""); err != nil {
+		t.Fatal(err)
+	}
+	inner := filepath.Join(target, "inner")
+	if err := os.Mkdir(inner, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := unix.Mount("tmpfs", inner, "tmpfs", 0, ""); err != nil {
+		unix.Unmount(target, unix.MNT_DETACH)
+		t.Fatal(err)
+	}
+	if err := unmountRecursive(target); err != nil {
+		t.Fatal(err)
+	}
+	mounts, err := mountinfo.GetMounts(mountinfo.PrefixFilter(target))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(mounts) != 0 {
+		t.Fatalf("left mounted: %v", mounts)
 	}
 }

@@ -14,6 +14,16 @@ import (
 // same, but links the API types and their image-spec and digest packages,
 // whose initialisation this binary would pay on every run.)
 func unmountRecursive(target string) error {
+	var st unix.Statx_t
+	err := unix.Statx(unix.AT_FDCWD, target, unix.AT_SYMLINK_NOFOLLOW|unix.AT_NO_AUTOMOUNT, 0, &st)
+	if errors.Is(err, unix.ENOENT) {
+		return nil
+	}
+	if err == nil && st.Attributes_mask&unix.STATX_ATTR_MOUNT_ROOT != 0 && st.Attributes&unix.STATX_ATTR_MOUNT_ROOT == 0 {
+		// Not a mount point, the common case after a clean daemon exit:
+		// no need to read the host's whole mountinfo.
+		return nil
+	}
 	mounts, err := mountinfo.GetMounts(mountinfo.PrefixFilter(target))
 	if err != nil {
 		return fmt.Errorf("read mountinfo: %w", err)
