@@ -23,7 +23,9 @@ type Options struct {
 	// IoUID and IoGID own the pipes box creates for a container's output.
 	IoUID uint32 `toml:"IoUid"`
 	IoGID uint32 `toml:"IoGid"`
-	// SystemdCgroup asks for the systemd cgroup driver.
+	// SystemdCgroup asks for the systemd cgroup driver: linux.cgroupsPath must then be
+	// "slice:prefix:name" (runtime/cgroup.CheckDriver), and the container's cgroup is the
+	// transient scope <prefix>-<name>.scope in that slice (cgroup v2 hosts with systemd).
 	SystemdCgroup bool `toml:"SystemdCgroup"`
 	// NoPivotRoot moves the rootfs onto / and chroots instead of pivot_root.
 	NoPivotRoot bool `toml:"NoPivotRoot"`
@@ -76,15 +78,7 @@ func ParseOptions(a *anypb.Any) (Options, error) {
 		return o, fmt.Errorf("runtime options of type %q are not box's (want %s or %s): %w",
 			a.GetTypeUrl(), runcOptionsType, runtimeOptionsType, errdefs.ErrInvalidArgument)
 	}
-	return o, o.validate()
-}
-
-// validate refuses options box cannot honour yet, rather than ignoring them.
-func (o Options) validate() error {
-	if o.SystemdCgroup {
-		return fmt.Errorf("runtime option SystemdCgroup: the systemd cgroup driver is not supported yet; use cgroupfs: %w", errdefs.ErrInvalidArgument)
-	}
-	return nil
+	return o, nil
 }
 
 // typeName strips a type URL's host part ("types.containerd.io/x" -> "x").

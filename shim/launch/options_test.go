@@ -56,13 +56,12 @@ func TestParseOptionsCRI(t *testing.T) {
 }
 
 // TestParseOptionsErrors checks clear InvalidArgument errors for unknown
-// types, garbage and options box cannot honour.
+// types and garbage.
 func TestParseOptionsErrors(t *testing.T) {
 	for name, a := range map[string]*anypb.Any{
-		"unknown type":   {TypeUrl: "example.com/other.Options", Value: []byte{1}},
-		"garbage runc":   {TypeUrl: "containerd.runc.v1.Options", Value: []byte{0xff, 0xff, 0xff}},
-		"bad toml":       anyOf(t, "runtimeoptions.v1.Options", &runtimeoptions.Options{ConfigBody: []byte("IoUid = \"x\"")}),
-		"systemd cgroup": anyOf(t, "containerd.runc.v1.Options", &runcoptions.Options{SystemdCgroup: true}),
+		"unknown type": {TypeUrl: "example.com/other.Options", Value: []byte{1}},
+		"garbage runc": {TypeUrl: "containerd.runc.v1.Options", Value: []byte{0xff, 0xff, 0xff}},
+		"bad toml":     anyOf(t, "runtimeoptions.v1.Options", &runtimeoptions.Options{ConfigBody: []byte("IoUid = \"x\"")}),
 	} {
 		if _, err := ParseOptions(a); !errdefs.IsInvalidArgument(err) {
 			t.Errorf("%s: err = %v, want InvalidArgument", name, err)
@@ -70,6 +69,19 @@ func TestParseOptionsErrors(t *testing.T) {
 	}
 	if o, err := ParseOptions(nil); err != nil || o != (Options{}) {
 		t.Errorf("nil options: %+v, %v", o, err)
+	}
+}
+
+// TestParseOptionsSystemdCgroup checks SystemdCgroup is taken from both option types (it was
+// refused before the systemd driver existed).
+func TestParseOptionsSystemdCgroup(t *testing.T) {
+	for name, a := range map[string]*anypb.Any{
+		"runc": anyOf(t, "containerd.runc.v1.Options", &runcoptions.Options{SystemdCgroup: true}),
+		"cri":  anyOf(t, "runtimeoptions.v1.Options", &runtimeoptions.Options{ConfigBody: []byte("SystemdCgroup = true\n")}),
+	} {
+		if o, err := ParseOptions(a); err != nil || !o.SystemdCgroup {
+			t.Errorf("%s: %+v, %v; want SystemdCgroup", name, o, err)
+		}
 	}
 }
 
