@@ -104,6 +104,9 @@ func Create(ctx context.Context, cfg CreateConfig) (_ *Container, retErr error) 
 	if err != nil {
 		return nil, err
 	}
+	// From here on the container holds the compiled program, not the
+	// profile (tens of KiB of strings per container in a grouped daemon).
+	p = planWithoutSeccomp(p)
 	exe, err := SealedExe()
 	if err != nil {
 		return nil, err
@@ -141,7 +144,7 @@ func Create(ctx context.Context, cfg CreateConfig) (_ *Container, retErr error) 
 		return nil, err
 	}
 	config := &stageConfig{
-		ID: cfg.ID, Bundle: cfg.Bundle, Spec: withoutSeccomp(p.Spec), Filter: encodeFilter(filter), Terminal: cfg.Terminal,
+		ID: cfg.ID, Bundle: cfg.Bundle, Spec: p.Spec, Filter: encodeFilter(filter), Terminal: cfg.Terminal,
 		NoPivotRoot: cfg.NoPivotRoot, NoNewKeyring: cfg.NoNewKeyring,
 	}
 	if err := parent.send(message{Type: msgConfig, Config: config}); err != nil {
@@ -408,6 +411,22 @@ func cgroupResources(p *oci.Plan) *specs.LinuxResources {
 	r.Pids = nil // applied by applyDeferredPids
 	r.Devices = append(append([]specs.LinuxDeviceCgroup(nil), r.Devices...), oci.DefaultDeviceRules...)
 	return &r
+}
+
+// planWithoutSeccomp is a shallow copy of p whose spec and process have no
+// linux.seccomp.
+func planWithoutSeccomp(p *oci.Plan) *oci.Plan {
+	if p.Spec.Linux == nil || p.Spec.Linux.Seccomp == nil {
+		return p
+	}
+	c := *p
+	c.Spec = withoutSeccomp(p.Spec)
+	if p.Process != nil {
+		proc := *p.Process
+		proc.Seccomp = nil
+		c.Process = &proc
+	}
+	return &c
 }
 
 // withoutSeccomp is a shallow copy of s without linux.seccomp, which the
