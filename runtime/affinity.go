@@ -24,7 +24,9 @@ var allCPUs = func() unix.CPUSetDynamic {
 // a CPUAffinity, say). runc does the same for its init and for execs
 // without execCPUAffinity. Best effort, as in runc: a failure leaves the
 // inherited affinity, which is not wrong, only narrower.
-func resetAffinity(pid int) {
+//
+// A variable so that a test can show what happens without it.
+var resetAffinity = func(pid int) {
 	_ = unix.SchedSetaffinityDynamic(pid, allCPUs)
 }
 

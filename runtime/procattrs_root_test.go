@@ -176,6 +176,22 @@ func TestMemoryPolicy(t *testing.T) {
 
 func itoa(i int) string { return strconv.Itoa(i) }
 
+// onlineCPUs lists the host's online CPUs: the affinity of a task the
+// test's cgroups do not restrict. (The test process's own threads are no
+// reference: a thread a test changed can be the main one, which Go keeps.)
+func onlineCPUs(t *testing.T) string {
+	t.Helper()
+	b, err := os.ReadFile("/sys/devices/system/cpu/online")
+	if err != nil {
+		t.Fatal(err)
+	}
+	set, err := oci.ParseCPUList(strings.TrimSpace(string(b)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return oci.FormatCPUList(set)
+}
+
 // affinityOf is pid's CPU affinity as a list.
 func affinityOf(t *testing.T, pid int) string {
 	t.Helper()
@@ -193,17 +209,13 @@ func affinityOf(t *testing.T, pid int) string {
 // named.
 func TestExecCPUAffinity(t *testing.T) {
 	testutil.RequiresRoot(t)
-	online, err := os.ReadFile("/sys/devices/system/cpu/online")
-	if err != nil {
-		t.Fatal(err)
-	}
-	if strings.TrimSpace(string(online)) == "0" {
+	all := onlineCPUs(t)
+	if all == "0" {
 		t.Skip("needs two CPUs")
 	}
 	bundle, spec, _ := testBundle(t, "sleep", "1000")
 	spec.Process.ExecCPUAffinity = &specs.CPUAffinity{Initial: "0", Final: "1"}
 	c, mon := createStarted(t, bundle, spec)
-	all := affinityOf(t, os.Getpid())
 	if got := affinityOf(t, c.Pid); got != all {
 		t.Errorf("init affinity %s; want every CPU (%s): execCPUAffinity is not for the init", got, all)
 	}
@@ -226,10 +238,66 @@ func TestExecCPUAffinity(t *testing.T) {
 		t.Errorf("exec with final 0: affinity %s; want 0", got)
 	}
 	own.ExecCPUAffinity = &specs.CPUAffinity{Final: "4000"}
-	_, err = c.Exec(context.Background(), ProcessConfig{ID: "bad", Spec: own, Monitor: mon})
+	_, err := c.Exec(context.Background(), ProcessConfig{ID: "bad", Spec: own, Monitor: mon})
 	if !errdefs.IsInvalidArgument(err) || !strings.Contains(err.Error(), "process.execCPUAffinity.final") {
 		t.Fatalf("exec on CPU 4000: %v; want an invalid process.execCPUAffinity.final", err)
 	}
+}
+
+// TestAffinityReset checks that the init and an exec without
+// execCPUAffinity get every CPU their cgroup allows even when the daemon
+// runs on fewer (containerd started with a CPU affinity), as runc resets
+// them. Negative control: without the reset they inherit the daemon's.
+func TestAffinityReset(t *testing.T) {
+	testutil.RequiresRoot(t)
+	all := onlineCPUs(t)
+	if all == "0" {
+		t.Skip("needs two CPUs")
+	}
+	restrictProcess(t, 0)
+	run := func() (initAff, execAff string) {
+		bundle, spec, _ := testBundle(t, "sleep", "1000")
+		c, mon := createStarted(t, bundle, spec)
+		p := startExec(t, c, mon, execSpec(spec, "sleep", "1000"))
+		return affinityOf(t, c.Pid), affinityOf(t, p.Pid)
+	}
+	if i, e := run(); i != all || e != all {
+		t.Errorf("daemon on CPU 0: init on %s, exec on %s; want %s", i, e, all)
+	}
+
+	old := resetAffinity
+	resetAffinity = func(int) {}
+	defer func() { resetAffinity = old }()
+	if i, e := run(); i != "0" || e != "0" {
+		t.Errorf("negative control: init on %s, exec on %s; want the daemon's 0", i, e)
+	}
+}
+
+// restrictProcess pins every thread of the test process to cpu until the
+// test ends (threads made meanwhile inherit it from their creator).
+func restrictProcess(t *testing.T, cpu int) {
+	t.Helper()
+	set := unix.NewCPUSet(cpu + 1)
+	set.Set(cpu)
+	for pass := 0; pass < 2; pass++ { // a thread made during the first pass
+		tids, err := os.ReadDir("/proc/self/task")
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, d := range tids {
+			tid, _ := strconv.Atoi(d.Name())
+			if err := unix.SchedSetaffinityDynamic(tid, set); err != nil && err != unix.ESRCH {
+				t.Fatal(err)
+			}
+		}
+	}
+	t.Cleanup(func() {
+		tids, _ := os.ReadDir("/proc/self/task")
+		for _, d := range tids {
+			tid, _ := strconv.Atoi(d.Name())
+			_ = unix.SchedSetaffinityDynamic(tid, allCPUs)
+		}
+	})
 }
 
 // keepsRequestedAffinity reports whether this kernel keeps the affinity a
