@@ -1,6 +1,8 @@
 package oci
 
 import (
+	"encoding/json"
+	"os"
 	"testing"
 
 	specs "github.com/opencontainers/runtime-spec/specs-go"
@@ -109,5 +111,28 @@ func TestLinuxAttrs(t *testing.T) {
 		if p.Process.MemoryPolicy.Nodes != nil {
 			t.Errorf("%s: nodes = %v, want none", mode, p.Process.MemoryPolicy.Nodes)
 		}
+	}
+}
+
+// TestConfigWithProcessLinuxAttrs checks the seed config that carries every
+// field of this file and procattr.go: it loads and plans.
+func TestConfigWithProcessLinuxAttrs(t *testing.T) {
+	data, err := os.ReadFile("testdata/config/valid-process-linux-attrs.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var s specs.Spec
+	if err := json.Unmarshal(data, &s); err != nil {
+		t.Fatal(err)
+	}
+	p, err := NewPlan(&s, "/bundle")
+	if err != nil {
+		t.Fatal(err)
+	}
+	pp := p.Process
+	if pp.Scheduler == nil || pp.IOPriority == nil || pp.ExecCPUAffinity == nil || pp.Personality == nil ||
+		pp.MemoryPolicy == nil || len(p.NetDevices) != 2 || p.IntelRdt == nil || p.MountLabel == "" ||
+		pp.ApparmorProfile == "" || pp.SelinuxLabel == "" {
+		t.Errorf("fields missing from the plan: %+v %+v", p, pp)
 	}
 }
