@@ -164,7 +164,8 @@ func newTaskHarness(t *testing.T) *taskHarness {
 		}
 	}
 	ctx := namespaces.WithNamespace(context.Background(), "box-fuzz")
-	parent := fmt.Sprintf("/box-test-%d", rand.Uint32())
+	sweepFuzzCgroups(t)
+	parent := fmt.Sprintf("/%s%d", fuzzCgroupPrefix, rand.Uint32())
 	spec, err := coci.GenerateSpec(ctx, nil, &containers.Container{ID: fuzzTaskID},
 		coci.WithRootFSPath(root), coci.WithProcessArgs("sleep", "30"), coci.WithCgroup(parent+"/"+fuzzTaskID))
 	if err != nil {
@@ -203,6 +204,42 @@ func newTaskHarness(t *testing.T) *taskHarness {
 	})
 	t.Cleanup(h.stopReap)
 	return h
+}
+
+// fuzzCgroupPrefix names the cgroup parents of FuzzTaskSequence.
+const fuzzCgroupPrefix = "box-test-fuzztask-"
+
+// sweepFuzzCgroups removes the cgroup parents of earlier inputs that never
+// reached their cleanup (the fuzzing engine stops a worker mid-input when
+// the time is up): those of this test only (fuzzCgroupPrefix), older than
+// two minutes (another worker's current input is younger) and without a
+// process left.
+func sweepFuzzCgroups(t *testing.T) {
+	dirs, _ := filepath.Glob("/sys/fs/cgroup/*/" + fuzzCgroupPrefix + "*")
+	v2, _ := filepath.Glob("/sys/fs/cgroup/" + fuzzCgroupPrefix + "*")
+	for _, d := range append(dirs, v2...) {
+		var st unix.Stat_t
+		if unix.Stat(d, &st) != nil || time.Since(time.Unix(st.Mtim.Unix())) < 2*time.Minute {
+			continue
+		}
+		procs, _ := filepath.Glob(d + "/*/cgroup.procs")
+		busy := false
+		for _, p := range append(procs, d+"/cgroup.procs") {
+			if b, err := os.ReadFile(p); err != nil || len(b) > 0 {
+				busy = true
+			}
+		}
+		if busy {
+			continue
+		}
+		subs, _ := filepath.Glob(d + "/*/")
+		for _, s := range subs {
+			os.Remove(s)
+		}
+		if err := os.Remove(d); err != nil && !os.IsNotExist(err) {
+			t.Logf("sweep %s: %v", d, err)
+		}
+	}
 }
 
 // removeTestCgroup removes parent (and the container's cgroup below it) in
