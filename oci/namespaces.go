@@ -79,7 +79,7 @@ func planNamespaces(list []specs.LinuxNamespace) (namespaces, error) {
 			return namespaces{}, fieldErrorf(field+".path", "%q is not an absolute path", ns.Path)
 		}
 		n.mode[ns.Type] = nsJoin
-		j := NamespaceJoin{Type: ns.Type, Path: ns.Path, Flag: flag}
+		j := NamespaceJoin{Type: ns.Type, Path: ns.Path, Flag: flag, Field: field + ".path"}
 		if ns.Type == specs.UserNamespace {
 			// Joining the user namespace first gives the capabilities
 			// that setns(2) into the others requires.
@@ -109,10 +109,15 @@ func checkNamespaceUse(l *specs.Linux, hostname, domainname string, ns namespace
 	if len(l.TimeOffsets) > 0 && !ns.creates(specs.TimeNamespace) {
 		return fieldErrorf("linux.timeOffsets", "requires a new time namespace (listed without a path)")
 	}
+	if err := checkTimeOffsets(l.TimeOffsets); err != nil {
+		return err
+	}
 	// The runtime pivots the container's root in its mount namespace; doing
-	// that in a shared or joined one would move other processes' root.
-	if !ns.creates(specs.MountNamespace) {
-		return fieldErrorf("linux.namespaces", "a new mount namespace (listed without a path) is required")
+	// that in the runtime's own would move the host's root. A mount
+	// namespace joined by path becomes the container's, as with runc: the
+	// root is prepared and pivoted in it.
+	if !ns.has(specs.MountNamespace) {
+		return fieldErrorf("linux.namespaces", "a mount namespace (new, or joined by path) is required")
 	}
 	return nil
 }
@@ -129,6 +134,12 @@ func checkIDMappings(l *specs.Linux, ns namespaces) error {
 			field = "linux.gidMappings"
 		}
 		return fieldErrorf(field, "requires a user namespace")
+	}
+	if err := checkIDMap("linux.uidMappings", l.UIDMappings); err != nil {
+		return err
+	}
+	if err := checkIDMap("linux.gidMappings", l.GIDMappings); err != nil {
+		return err
 	}
 	if ns.creates(specs.UserNamespace) {
 		if len(l.UIDMappings) == 0 {

@@ -39,16 +39,20 @@ func TestPlanNamespacesCreateVsJoin(t *testing.T) {
 			},
 			wantFlags: unix.CLONE_NEWPID | unix.CLONE_NEWNS,
 			wantJoin: []NamespaceJoin{
-				{Type: "user", Path: "/proc/42/ns/user", Flag: unix.CLONE_NEWUSER},
-				{Type: "network", Path: "/var/run/netns/cni-1", Flag: unix.CLONE_NEWNET},
-				{Type: "ipc", Path: "/proc/42/ns/ipc", Flag: unix.CLONE_NEWIPC},
-				{Type: "uts", Path: "/proc/42/ns/uts", Flag: unix.CLONE_NEWUTS},
+				{Type: "user", Path: "/proc/42/ns/user", Flag: unix.CLONE_NEWUSER, Field: "linux.namespaces[5].path"},
+				{Type: "network", Path: "/var/run/netns/cni-1", Flag: unix.CLONE_NEWNET, Field: "linux.namespaces[1].path"},
+				{Type: "ipc", Path: "/proc/42/ns/ipc", Flag: unix.CLONE_NEWIPC, Field: "linux.namespaces[2].path"},
+				{Type: "uts", Path: "/proc/42/ns/uts", Flag: unix.CLONE_NEWUTS, Field: "linux.namespaces[4].path"},
 			},
 		},
 		{
-			name:     "all joined",
-			list:     []specs.LinuxNamespace{{Type: "cgroup", Path: "/c"}, {Type: "time", Path: "/t"}, {Type: "pid", Path: "/p"}},
-			wantJoin: []NamespaceJoin{{"cgroup", "/c", unix.CLONE_NEWCGROUP}, {"time", "/t", unix.CLONE_NEWTIME}, {"pid", "/p", unix.CLONE_NEWPID}},
+			name: "all joined",
+			list: []specs.LinuxNamespace{{Type: "cgroup", Path: "/c"}, {Type: "time", Path: "/t"}, {Type: "pid", Path: "/p"}},
+			wantJoin: []NamespaceJoin{
+				{"cgroup", "/c", unix.CLONE_NEWCGROUP, "linux.namespaces[0].path"},
+				{"time", "/t", unix.CLONE_NEWTIME, "linux.namespaces[1].path"},
+				{"pid", "/p", unix.CLONE_NEWPID, "linux.namespaces[2].path"},
+			},
 		},
 	}
 	for _, tt := range tests {
@@ -108,8 +112,8 @@ func TestNewPlanJoinedNamespaces(t *testing.T) {
 		t.Errorf("clone flags: got %#x", p.CloneFlags)
 	}
 	want := []NamespaceJoin{
-		{Type: "user", Path: "/proc/7/ns/user", Flag: unix.CLONE_NEWUSER},
-		{Type: "network", Path: "/var/run/netns/n", Flag: unix.CLONE_NEWNET},
+		{Type: "user", Path: "/proc/7/ns/user", Flag: unix.CLONE_NEWUSER, Field: "linux.namespaces[2].path"},
+		{Type: "network", Path: "/var/run/netns/n", Flag: unix.CLONE_NEWNET, Field: "linux.namespaces[0].path"},
 	}
 	if !reflect.DeepEqual(p.Join, want) {
 		t.Errorf("join: got %v, want %v", p.Join, want)

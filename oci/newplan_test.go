@@ -79,9 +79,6 @@ func TestNewPlanRejects(t *testing.T) {
 		{"no mount namespace", func(s *specs.Spec) {
 			s.Linux.Namespaces = s.Linux.Namespaces[:1]
 		}, "linux.namespaces", "mount namespace"},
-		{"joined mount namespace", func(s *specs.Spec) {
-			s.Linux.Namespaces[1].Path = "/proc/1/ns/mnt"
-		}, "linux.namespaces", "mount namespace"},
 		{"hostname without uts", func(s *specs.Spec) { s.Hostname = "box" }, "hostname", "new uts namespace"},
 		{"hostname with joined uts", func(s *specs.Spec) {
 			s.Hostname = "box"

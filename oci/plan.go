@@ -81,6 +81,9 @@ type NamespaceJoin struct {
 	Path string
 	// Flag is the CLONE_NEW* constant for Type, as setns(2) expects.
 	Flag uintptr
+	// Field names the entry in config.json ("linux.namespaces[2].path"),
+	// for errors found when the runtime opens Path.
+	Field string
 }
 
 // ProcessPlan is a validated process spec: the container's init process or

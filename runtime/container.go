@@ -122,7 +122,7 @@ func Create(ctx context.Context, cfg CreateConfig) (_ *Container, retErr error) 
 	}()
 
 	c := &Container{ID: cfg.ID, Plan: p, Cgroup: cg, sync: parent, pidfd: -1, filter: filter}
-	err = c.spawn(cfg, exe, child)
+	err = c.spawn(cfg, exe, child, nil)
 	child.Close()
 	if err != nil {
 		return nil, err
@@ -146,6 +146,7 @@ func Create(ctx context.Context, cfg CreateConfig) (_ *Container, retErr error) 
 	config := &stageConfig{
 		ID: cfg.ID, Bundle: cfg.Bundle, Spec: p.Spec, Filter: encodeFilter(filter), Terminal: cfg.Terminal,
 		NoPivotRoot: cfg.NoPivotRoot, NoNewKeyring: cfg.NoNewKeyring,
+		Joined: needsHolder(p),
 	}
 	if err := parent.send(message{Type: msgConfig, Config: config}); err != nil {
 		return nil, fmt.Errorf("send config to init: %w", err)
@@ -181,117 +182,30 @@ func applyDeferredPids(cg cgroup.Cgroup, p *oci.Plan) error {
 	return nil
 }
 
-// spawn starts the init stage in its namespaces. Namespaces given by path
-// that a thread can join (net, ipc, uts, pid, cgroup) are joined on a locked
-// OS thread that is discarded afterwards; the child inherits them.
-func (c *Container) spawn(cfg CreateConfig, exe string, child *os.File) error {
-	p := cfg.Plan
+// spawn starts the init stage in its namespaces (see namespaces.go),
+// with child as its sync socket and extra as its descriptors from 4 on.
+func (c *Container) spawn(cfg CreateConfig, exe string, child *os.File, extra []*os.File) error {
 	stdio := cfg.Stdio
 	if cfg.Terminal {
 		stdio = [3]*os.File{}
 	}
 	files := []uintptr{devNull(stdio[0]), devNull(stdio[1]), devNull(stdio[2]), child.Fd()}
-	pidfd := -1
-	sys := &syscall.SysProcAttr{
-		Cloneflags: p.CloneFlags,
-		Setsid:     true,
-		PidFD:      &pidfd,
+	for _, f := range extra {
+		files = append(files, f.Fd())
 	}
-	setUserNamespace(sys, p)
 	cgfd, v2, err := c.Cgroup.CloneFD()
 	if err != nil {
 		return fmt.Errorf("open cgroup: %w", err)
 	}
-	if v2 {
-		defer unix.Close(cgfd)
-		sys.UseCgroupFD = true
-		sys.CgroupFD = cgfd
-	}
-	attr := &syscall.ProcAttr{
-		Dir:   "/",
-		Env:   []string{"GOMAXPROCS=1"},
-		Files: files,
-		Sys:   sys,
-	}
-	fork := func() (int, error) {
-		return syscall.ForkExec(exe, []string{"containerd-shim-box-v1", "init"}, attr)
-	}
-	type result struct {
-		pid    int
-		exited <-chan Exit
-		err    error
-	}
-	run := func() result {
-		pid, exited, err := cfg.Monitor.Fork(fork)
-		return result{pid, exited, err}
-	}
-	var r result
-	if len(p.Join) == 0 {
-		r = run()
+	if !v2 {
+		cgfd = -1
 	} else {
-		done := make(chan result, 1)
-		go func() {
-			// Never unlocked: this thread's namespaces are changed for good,
-			// so it must die with the goroutine instead of returning to the pool.
-			lockOSThread()
-			if err := joinNamespaces(p.Join); err != nil {
-				done <- result{err: err}
-				return
-			}
-			done <- run()
-		}()
-		r = <-done
+		defer unix.Close(cgfd)
 	}
-	if r.err != nil {
-		return fmt.Errorf("start container init: %w", r.err)
+	if needsHolder(cfg.Plan) {
+		return c.spawnHeld(cfg, exe, files, cgfd)
 	}
-	c.Pid, c.exited, c.pidfd = r.pid, r.exited, pidfd
-	return nil
-}
-
-// setUserNamespace maps ids for a new user namespace. The parent writes the
-// maps while the child waits, and the child becomes root of the namespace
-// before it execs the init stage: otherwise its euid would be the unmapped
-// overflow id and execve would drop every capability it has there.
-func setUserNamespace(sys *syscall.SysProcAttr, p *oci.Plan) {
-	if p.CloneFlags&unix.CLONE_NEWUSER == 0 {
-		return
-	}
-	for _, m := range p.Spec.Linux.UIDMappings {
-		sys.UidMappings = append(sys.UidMappings, syscall.SysProcIDMap{ContainerID: int(m.ContainerID), HostID: int(m.HostID), Size: int(m.Size)})
-	}
-	for _, m := range p.Spec.Linux.GIDMappings {
-		sys.GidMappings = append(sys.GidMappings, syscall.SysProcIDMap{ContainerID: int(m.ContainerID), HostID: int(m.HostID), Size: int(m.Size)})
-	}
-	sys.GidMappingsEnableSetgroups = true
-	sys.Credential = &syscall.Credential{Uid: 0, Gid: 0}
-}
-
-// joinNamespaces joins each namespace on the calling (locked) thread.
-func joinNamespaces(joins []oci.NamespaceJoin) error {
-	for _, j := range joins {
-		switch j.Type {
-		case specs.UserNamespace, specs.MountNamespace, specs.TimeNamespace:
-			return fmt.Errorf("linux.namespaces: joining a %s namespace by path is not supported yet: %w", j.Type, errdefs.ErrInvalidArgument)
-		}
-		fd, err := unix.Open(j.Path, unix.O_RDONLY|unix.O_CLOEXEC, 0)
-		if err != nil {
-			return fmt.Errorf("open %s namespace %s: %w", j.Type, j.Path, classifyOpen(err))
-		}
-		err = unix.Setns(fd, int(j.Flag))
-		unix.Close(fd)
-		if err != nil {
-			return fmt.Errorf("join %s namespace %s: %w", j.Type, j.Path, err)
-		}
-	}
-	return nil
-}
-
-func classifyOpen(err error) error {
-	if errors.Is(err, unix.ENOENT) {
-		return fmt.Errorf("%w: %w", err, errdefs.ErrNotFound)
-	}
-	return err
+	return c.spawnDirect(cfg, exe, files, cgfd)
 }
 
 var nullFile = func() *os.File {

@@ -13,6 +13,7 @@ import (
 
 	"github.com/boxrt/containerd-shim-box-v1/oci"
 	"github.com/boxrt/containerd-shim-box-v1/runtime/console"
+	"github.com/boxrt/containerd-shim-box-v1/runtime/nsenter"
 	"github.com/boxrt/containerd-shim-box-v1/runtime/process"
 	"github.com/boxrt/containerd-shim-box-v1/runtime/rootfs"
 	"github.com/boxrt/containerd-shim-box-v1/runtime/seccomp"
@@ -51,6 +52,10 @@ func runInit(conn *syncConn) error {
 	}
 	if m.Type != msgConfig || m.Config == nil || m.Config.Spec == nil {
 		return fmt.Errorf("expected config, got %q", m.Type)
+	}
+	if m.Config.Joined && !nsenter.Ran() {
+		// This process would be in the daemon's mount namespace.
+		return errors.New("init stage: namespaces not joined: the binary lacks the runtime/nsenter constructor (built without cgo?)")
 	}
 	plan, err := oci.NewPlan(m.Config.Spec, m.Config.Bundle)
 	if err != nil {

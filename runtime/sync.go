@@ -85,6 +85,9 @@ type message struct {
 	MemoryPolicy *specs.LinuxMemoryPolicy `json:"memoryPolicy,omitempty"`
 	// Console is set on msgReady when the datagram carries the pty master.
 	Console bool `json:"console,omitempty"`
+	// Pid is set on the namespace holder's msgReady: the init stage it
+	// forked (namespaces.go).
+	Pid int `json:"pid,omitempty"`
 	// Error and Kind are set on msgError. Kind is the errdefs class name so
 	// the daemon can classify the failure for containerd.
 	Error string `json:"error,omitempty"`
@@ -102,6 +105,9 @@ type stageConfig struct {
 	// NoPivotRoot and NoNewKeyring are the runtime options of that name.
 	NoPivotRoot  bool `json:"noPivotRoot,omitempty"`
 	NoNewKeyring bool `json:"noNewKeyring,omitempty"`
+	// Joined says the nsenter constructor joined the stage's namespaces
+	// (namespaces.go, held); without it the stage must not go on.
+	Joined bool `json:"joined,omitempty"`
 	// Filter is linux.seccomp compiled by the daemon; the spec sent to the
 	// stage has no linux.seccomp.
 	Filter *filterWire `json:"filter,omitempty"`

@@ -9,6 +9,7 @@ import (
 	"unsafe"
 
 	"github.com/boxrt/containerd-shim-box-v1/oci"
+	"github.com/containerd/errdefs"
 	"golang.org/x/sys/unix"
 )
 
@@ -59,7 +60,13 @@ func setIdentity(id oci.Identity) error {
 	if err := unix.Prctl(unix.PR_SET_KEEPCAPS, 1, 0, 0, 0); err != nil {
 		return fmt.Errorf("set keepcaps: %w", err)
 	}
-	if err := setgroups(id.AdditionalGids); err != nil {
+	if setgroupsDenied() {
+		// The daemon cleared the groups before the namespace was joined;
+		// only additional ones cannot be had here.
+		if len(id.AdditionalGids) > 0 {
+			return fmt.Errorf("process.user.additionalGids %v: the container's user namespace denies setgroups: %w", id.AdditionalGids, errdefs.ErrInvalidArgument)
+		}
+	} else if err := setgroups(id.AdditionalGids); err != nil {
 		return fmt.Errorf("setgroups %v: %w", id.AdditionalGids, err)
 	}
 	if _, _, e := unix.RawSyscall(sysSetresgid, uintptr(id.GID), uintptr(id.GID), uintptr(id.GID)); e != 0 {
@@ -72,6 +79,14 @@ func setIdentity(id oci.Identity) error {
 		return fmt.Errorf("clear keepcaps: %w", err)
 	}
 	return nil
+}
+
+// setgroupsDenied reports whether the caller's user namespace forbids
+// setgroups(2) ("deny" in /proc/self/setgroups, as an unprivileged creator
+// of a joined user namespace must leave it). runc skips setgroups there too.
+func setgroupsDenied() bool {
+	b, err := os.ReadFile("/proc/self/setgroups")
+	return err == nil && strings.TrimSpace(string(b)) == "deny"
 }
 
 func setgroups(gids []uint32) error {

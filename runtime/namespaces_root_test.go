@@ -1,0 +1,343 @@
+package runtime
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+
+	"github.com/containerd/containerd/v2/pkg/testutil"
+	"github.com/containerd/errdefs"
+	specs "github.com/opencontainers/runtime-spec/specs-go"
+	"golang.org/x/sys/unix"
+
+	"github.com/boxrt/containerd-shim-box-v1/oci"
+)
+
+// The id range of the user namespaces these tests make: root inside is
+// this host uid.
+const testHostID = 100000
+
+// becomeSubreaper makes the test process a child subreaper, as the daemon
+// is: the init stage of a held container is reparented to it.
+func becomeSubreaper(t *testing.T) {
+	t.Helper()
+	if err := unix.Prctl(unix.PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// startPause starts a process in new namespaces (flags), like a pod's
+// pause container, with uid/gid 0..65535 mapped to testHostID.. when flags
+// include a user namespace. It is killed when the test ends.
+func startPause(t *testing.T, flags uintptr) int {
+	t.Helper()
+	cmd := exec.Command("/bin/sleep", "1000")
+	cmd.SysProcAttr = &syscall.SysProcAttr{Cloneflags: flags}
+	if flags&unix.CLONE_NEWUSER != 0 {
+		cmd.SysProcAttr.UidMappings = []syscall.SysProcIDMap{{ContainerID: 0, HostID: testHostID, Size: 65536}}
+		cmd.SysProcAttr.GidMappings = []syscall.SysProcIDMap{{ContainerID: 0, HostID: testHostID, Size: 65536}}
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		cmd.Process.Kill()
+		cmd.Wait()
+	})
+	return cmd.Process.Pid
+}
+
+// ownRootfsBy makes the bundle reachable by, and its rootfs owned by, host
+// uid/gid id, as containerd does for a user-namespaced container without
+// idmapped mounts.
+func ownRootfsBy(t *testing.T, bundle string, id int) {
+	t.Helper()
+	for d := bundle; d != "/tmp" && d != "/"; d = filepath.Dir(d) {
+		if err := os.Chmod(d, 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	err := filepath.Walk(filepath.Join(bundle, "rootfs"), func(p string, _ os.FileInfo, err error) error {
+		if err != nil {
+			return err
+		}
+		return os.Lchown(p, id, id)
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+}
+
+// setNamespace replaces (or adds) the spec's namespace of type typ.
+func setNamespace(spec *specs.Spec, typ specs.LinuxNamespaceType, path string) {
+	spec.Linux.Namespaces = slices.DeleteFunc(spec.Linux.Namespaces, func(n specs.LinuxNamespace) bool { return n.Type == typ })
+	spec.Linux.Namespaces = append(spec.Linux.Namespaces, specs.LinuxNamespace{Type: typ, Path: path})
+}
+
+// nsID is the identity of a namespace file, as readlink shows it:
+// "net:[4026531840]".
+func nsID(t *testing.T, path string) string {
+	t.Helper()
+	s, err := os.Readlink(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return s
+}
+
+// ownerOf is the user namespace that owns the namespace at path.
+func ownerOf(t *testing.T, path string) uint64 {
+	t.Helper()
+	f, err := os.Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	fd, err := unix.IoctlRetInt(int(f.Fd()), unix.NS_GET_USERNS)
+	if err != nil {
+		t.Fatalf("NS_GET_USERNS %s: %v", path, err)
+	}
+	defer unix.Close(fd)
+	var st unix.Stat_t
+	if err := unix.Fstat(fd, &st); err != nil {
+		t.Fatal(err)
+	}
+	return st.Ino
+}
+
+// outputLines parses "key=value" lines.
+func outputLines(out string) map[string]string {
+	lines := map[string]string{}
+	for _, l := range strings.Split(out, "\n") {
+		if k, v, ok := strings.Cut(l, "="); ok {
+			lines[k] = v
+		}
+	}
+	return lines
+}
+
+const nsScript = `echo pid=$$; echo uid=$(id -u); for n in user net mnt pid ipc uts; do echo $n=$(readlink /proc/self/ns/$n); done`
+
+// TestJoinUserAndNetNamespace runs a pod container: it joins the user and
+// network namespaces of a pause process by path and creates its own mount,
+// pid, ipc and uts namespaces, which must be owned by the joined user
+// namespace (created after the join), with the container's root being the
+// pause's root (host uid 100000). An exec joins the same namespaces.
+func TestJoinUserAndNetNamespace(t *testing.T) {
+	testutil.RequiresRoot(t)
+	becomeSubreaper(t)
+	pause := startPause(t, unix.CLONE_NEWUSER|unix.CLONE_NEWNET)
+	bundle, spec, _ := testBundle(t, "sleep", "100")
+	ownRootfsBy(t, bundle, testHostID)
+	setNamespace(spec, specs.UserNamespace, fmt.Sprintf("/proc/%d/ns/user", pause))
+	setNamespace(spec, specs.NetworkNamespace, fmt.Sprintf("/proc/%d/ns/net", pause))
+	// No cgroup namespace: the cgroup view is the subject of its own test.
+	spec.Mounts = slices.DeleteFunc(spec.Mounts, func(m specs.Mount) bool { return m.Type == "cgroup" })
+
+	c, mon := createStarted(t, bundle, spec)
+	out, e, err := execInto(t, c, mon, execSpec(spec, "sh", "-c", nsScript))
+	if err != nil || e.Status != 0 {
+		t.Fatalf("exec: %v, exit %d:\n%s", err, e.Status, out)
+	}
+	got := outputLines(out)
+	for _, n := range []string{"user", "net"} {
+		if want := nsID(t, fmt.Sprintf("/proc/%d/ns/%s", pause, n)); got[n] != want {
+			t.Errorf("%s namespace %q, the pause's is %q", n, got[n], want)
+		}
+	}
+	pauseUser := ownerOf(t, fmt.Sprintf("/proc/%d/ns/net", pause))
+	for _, n := range []string{"mnt", "pid", "ipc", "uts"} {
+		initNS := fmt.Sprintf("/proc/%d/ns/%s", c.Pid, n)
+		if got[n] != nsID(t, initNS) || got[n] == nsID(t, "/proc/self/ns/"+n) || got[n] == nsID(t, fmt.Sprintf("/proc/%d/ns/%s", pause, n)) {
+			t.Errorf("%s namespace %q: want the init's own new one", n, got[n])
+		}
+		if owner := ownerOf(t, initNS); owner != pauseUser {
+			t.Errorf("new %s namespace is owned by user namespace %d, want the joined one %d", n, owner, pauseUser)
+		}
+	}
+	if got["uid"] != "0" {
+		t.Errorf("uid inside %q, want 0", got["uid"])
+	}
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", c.Pid))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(string(b), fmt.Sprintf("\nUid:\t%d\t", testHostID)) {
+		t.Errorf("init does not run as host uid %d:\n%s", testHostID, b)
+	}
+	// The init is pid 1 of its new pid namespace.
+	if !strings.Contains(string(b), fmt.Sprintf("\nNSpid:\t%d\t1\n", c.Pid)) {
+		t.Errorf("init is not pid 1 of a pid namespace of its own:\n%s", b)
+	}
+}
+
+// TestJoinMountNamespace joins a mount namespace kept by a bind mount of
+// its file: the container sees a tmpfs mounted only in that namespace.
+func TestJoinMountNamespace(t *testing.T) {
+	testutil.RequiresRoot(t)
+	becomeSubreaper(t)
+	dir := t.TempDir()
+	hidden := filepath.Join(dir, "hidden")
+	nsFile := filepath.Join(dir, "mntns")
+	if err := os.Mkdir(hidden, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(nsFile, nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	bundle, spec, _ := testBundle(t, "cat", "/hidden/marker")
+	cmd := exec.Command("unshare", "--mount="+nsFile, "--propagation", "private", "sh", "-c",
+		"mount -t tmpfs tmpfs "+hidden+" && echo secret > "+hidden+"/marker")
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("unshare: %v: %s", err, out)
+	}
+	t.Cleanup(func() { unix.Unmount(nsFile, unix.MNT_DETACH) })
+	if _, err := os.Stat(filepath.Join(hidden, "marker")); err == nil {
+		t.Fatal("the marker is visible outside the mount namespace: the test proves nothing")
+	}
+	setNamespace(spec, specs.MountNamespace, nsFile)
+	spec.Mounts = append(spec.Mounts, specs.Mount{Destination: "/hidden", Type: "bind", Source: hidden, Options: []string{"rbind"}})
+	out, e := runContainer(t, bundle, spec, nil)
+	if e.Status != 0 || out != "secret\n" {
+		t.Fatalf("exit %d, output %q; want the joined namespace's marker", e.Status, out)
+	}
+}
+
+// TestTimeOffsets checks linux.timeOffsets: a container with boottime
+// +86400 s sees an uptime a day longer than the host's, and monotonic
+// +3600 s shifts CLOCK_MONOTONIC; for a container whose namespaces are
+// made directly and for one that joins a user namespace (held). Execs see
+// the same clocks.
+func TestTimeOffsets(t *testing.T) {
+	testutil.RequiresRoot(t)
+	becomeSubreaper(t)
+	for _, held := range []bool{false, true} {
+		t.Run(fmt.Sprintf("held=%v", held), func(t *testing.T) {
+			bundle, spec, _ := testBundle(t, "sleep", "100")
+			setNamespace(spec, specs.TimeNamespace, "")
+			spec.Linux.TimeOffsets = map[string]specs.LinuxTimeOffset{
+				"boottime":  {Secs: 86400},
+				"monotonic": {Secs: 3600, Nanosecs: 5},
+			}
+			if held {
+				pause := startPause(t, unix.CLONE_NEWUSER)
+				ownRootfsBy(t, bundle, testHostID)
+				setNamespace(spec, specs.UserNamespace, fmt.Sprintf("/proc/%d/ns/user", pause))
+				spec.Mounts = slices.DeleteFunc(spec.Mounts, func(m specs.Mount) bool { return m.Type == "cgroup" || m.Type == "sysfs" })
+			}
+			c, mon := createStarted(t, bundle, spec)
+			out, e, err := execInto(t, c, mon, execSpec(spec, "sh", "-c", "cat /proc/uptime; cat /proc/1/timens_offsets"))
+			if err != nil || e.Status != 0 {
+				t.Fatalf("exec: %v, exit %d:\n%s", err, e.Status, out)
+			}
+			host, err := os.ReadFile("/proc/uptime")
+			if err != nil {
+				t.Fatal(err)
+			}
+			inside, hostUp := uptime(t, out), uptime(t, string(host))
+			if d := inside - hostUp; d < 86400-60 || d > 86400+60 {
+				t.Errorf("uptime inside %.0f s, host %.0f s: differ by %.0f s, want 86400", inside, hostUp, d)
+			}
+			if !strings.Contains(out, "monotonic") || !strings.Contains(out, "3600") {
+				t.Errorf("init's timens_offsets lack monotonic 3600:\n%s", out)
+			}
+		})
+	}
+}
+
+func uptime(t *testing.T, s string) float64 {
+	t.Helper()
+	f := strings.Fields(s)
+	if len(f) == 0 {
+		t.Fatalf("no uptime in %q", s)
+	}
+	v, err := strconv.ParseFloat(f[0], 64)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return v
+}
+
+// TestJoinNamespaceErrors checks bad namespace paths fail Create with the
+// field named and the right class, leaving no cgroup behind.
+func TestJoinNamespaceErrors(t *testing.T) {
+	testutil.RequiresRoot(t)
+	becomeSubreaper(t)
+	regular := filepath.Join(t.TempDir(), "file")
+	if err := os.WriteFile(regular, nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	fifo := filepath.Join(t.TempDir(), "fifo")
+	if err := unix.Mkfifo(fifo, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		name   string
+		typ    specs.LinuxNamespaceType
+		path   string
+		class  func(error) bool
+		reason string
+	}{
+		{"missing", specs.NetworkNamespace, "/run/no-such-netns", errdefs.IsNotFound, "no such file"},
+		{"missing user", specs.UserNamespace, "/run/no-such-userns", errdefs.IsNotFound, "no such file"},
+		{"regular file", specs.NetworkNamespace, regular, errdefs.IsInvalidArgument, "not a namespace file"},
+		{"fifo", specs.MountNamespace, fifo, errdefs.IsInvalidArgument, "not a namespace file"},
+		{"wrong type", specs.NetworkNamespace, "/proc/self/ns/ipc", errdefs.IsInvalidArgument, "is a ipc namespace, not network"},
+		{"wrong type held", specs.UserNamespace, "/proc/self/ns/net", errdefs.IsInvalidArgument, "is a network namespace, not user"},
+		{"own user namespace", specs.UserNamespace, "/proc/self/ns/user", errdefs.IsInvalidArgument, "runtime's own user namespace"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			bundle, spec, cg := testBundle(t, "true")
+			setNamespace(spec, tc.typ, tc.path)
+			plan, err := oci.NewPlan(spec, bundle)
+			if err != nil {
+				t.Fatal(err)
+			}
+			_, err = Create(context.Background(), CreateConfig{ID: "t", Bundle: bundle, Plan: plan, Monitor: &testMonitor{}})
+			if err == nil || !tc.class(err) || !strings.Contains(strings.ToLower(err.Error()), tc.reason) || !strings.Contains(err.Error(), "linux.namespaces[") {
+				t.Fatalf("err = %v; want class %s naming the field and %q", err, tc.name, tc.reason)
+			}
+			if matches := cgroupGlob(cg + "/*/"); len(matches) != 0 {
+				t.Errorf("cgroups left after failed Create: %v", matches)
+			}
+		})
+	}
+}
+
+// TestJoinUserNamespaceWithoutRoot checks a joined user namespace that
+// maps no uid 0 fails Create with the holder's reason, not a hang.
+func TestJoinUserNamespaceWithoutRoot(t *testing.T) {
+	testutil.RequiresRoot(t)
+	becomeSubreaper(t)
+	cmd := exec.Command("/bin/sleep", "1000")
+	cmd.SysProcAttr = &syscall.SysProcAttr{
+		Cloneflags:  unix.CLONE_NEWUSER,
+		UidMappings: []syscall.SysProcIDMap{{ContainerID: 1000, HostID: testHostID, Size: 1}},
+		GidMappings: []syscall.SysProcIDMap{{ContainerID: 1000, HostID: testHostID, Size: 1}},
+		Credential:  &syscall.Credential{Uid: 1000, Gid: 1000},
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer func() { cmd.Process.Kill(); cmd.Wait() }()
+	bundle, spec, cg := testBundle(t, "true")
+	setNamespace(spec, specs.UserNamespace, fmt.Sprintf("/proc/%d/ns/user", cmd.Process.Pid))
+	plan, err := oci.NewPlan(spec, bundle)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = Create(context.Background(), CreateConfig{ID: "t", Bundle: bundle, Plan: plan, Monitor: &testMonitor{}})
+	if err == nil || !errdefs.IsInvalidArgument(err) || !strings.Contains(err.Error(), "become root") {
+		t.Fatalf("err = %v; want an invalid argument about becoming root", err)
+	}
+	if matches := cgroupGlob(cg + "/*/"); len(matches) != 0 {
+		t.Errorf("cgroups left after failed Create: %v", matches)
+	}
+}
