@@ -254,6 +254,11 @@ func TestAffinityReset(t *testing.T) {
 	if all == "0" {
 		t.Skip("needs two CPUs")
 	}
+	bundle, spec, _ := testBundle(t, "sleep", "1000")
+	probe, _ := createStarted(t, bundle, spec)
+	if !keepsRequestedAffinity(t, probe) {
+		t.Skip("this kernel resets a task's affinity when it enters a cgroup (before 6.2): a missing reset is not observable")
+	}
 	restrictProcess(t, 0)
 	run := func() (initAff, execAff string) {
 		bundle, spec, _ := testBundle(t, "sleep", "1000")
