@@ -10,11 +10,13 @@ import (
 	"flag"
 	"fmt"
 	"os"
+	"strings"
 
 	"github.com/containerd/errdefs"
 
 	"github.com/boxrt/containerd-shim-box-v1/runtime"
 	"github.com/boxrt/containerd-shim-box-v1/shim/launch"
+	"github.com/boxrt/containerd-shim-box-v1/shim/launch/prespawn"
 )
 
 // Main runs the daemon binary (containerd-shim-box-v1-daemon) with the
@@ -38,6 +40,8 @@ func run(args []string) int {
 		return 0
 	case f.Info:
 		err = info(ctx, os.Stdin, os.Stdout)
+	case f.Prespawned:
+		err = servePrespawned(ctx)
 	case f.Action == "":
 		err = serveWithStage(ctx, f)
 	default:
@@ -48,6 +52,36 @@ func run(args []string) int {
 		return 1
 	}
 	return 0
+}
+
+// servePrespawned is a daemon the start action's constructor started: it
+// waits for start to send its arguments, environment and listening socket
+// (shim/launch/prespawn), and exits quietly if start sends nothing.
+func servePrespawned(ctx context.Context) error {
+	w, err := prespawn.Receive(3)
+	if errors.Is(err, prespawn.ErrNoWork) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	for _, kv := range w.Env {
+		k, v, ok := strings.Cut(kv, "=")
+		if !ok {
+			return fmt.Errorf("environment from start: %q: %w", kv, errdefs.ErrInvalidArgument)
+		}
+		if err := os.Setenv(k, v); err != nil {
+			return err
+		}
+	}
+	f, err := launch.ParseFlags(w.Args, os.Stderr)
+	if err != nil {
+		return err
+	}
+	if f.Action != "" || f.Prespawned || f.Socket != "" {
+		return fmt.Errorf("arguments from start %q are not a daemon's: %w", w.Args, errdefs.ErrInvalidArgument)
+	}
+	return serveWithStage(ctx, f)
 }
 
 // serveWithStage runs the daemon with the container-side stages taken from

@@ -47,6 +47,9 @@ type Flags struct {
 	Debug   bool
 	Version bool
 	Info    bool
+	// Prespawned is the daemon started by start's constructor: it waits
+	// for its work on fd 3 (shim/launch/prespawn).
+	Prespawned bool
 	// Action is the first argument: "start", "delete", or empty for the
 	// daemon.
 	Action string
@@ -68,6 +71,7 @@ func ParseFlags(args []string, stderr io.Writer) (Flags, error) {
 	fs.BoolVar(&f.Version, "v", false, "show the shim version and exit")
 	fs.BoolVar(&f.Version, "version", false, "show the shim version and exit")
 	fs.BoolVar(&f.Info, "info", false, "print the runtime info and exit")
+	fs.BoolVar(&f.Prespawned, "prespawned", false, "daemon: wait for start to send the work on fd 3")
 	if err := fs.Parse(args); err != nil {
 		return f, fmt.Errorf("%w: %w", err, errdefs.ErrInvalidArgument)
 	}

@@ -8,7 +8,10 @@ import (
 	"path/filepath"
 	"syscall"
 
+	"golang.org/x/sys/unix"
+
 	"github.com/boxrt/containerd-shim-box-v1/runtime/cgroup"
+	"github.com/boxrt/containerd-shim-box-v1/shim/launch/prespawn"
 )
 
 // defaultSocketRoot is where daemon sockets go unless containerd says
@@ -32,6 +35,13 @@ const (
 //
 // containerd runs it with the bundle as the working directory.
 func start(f Flags) error {
+	// A prespawned daemon that gets no work (the container joins a running
+	// daemon, or start fails) sees EOF and exits.
+	defer func() {
+		if _, conn, ok := prespawn.Take(); ok {
+			conn.Close()
+		}
+	}()
 	stdin, err := readStdin()
 	if err != nil {
 		return fmt.Errorf("read start input: %w", err)
@@ -97,25 +107,40 @@ func ensureDaemon(p *startParams, opts Options, bundle, address string) error {
 	}
 	defer lf.Close()
 
-	daemon, err := DaemonPath()
-	if err != nil {
-		return err
-	}
 	args := []string{"-namespace", p.namespace, "-id", p.id, "-address", p.grpcAddress}
 	if p.debug {
 		args = append(args, "-debug")
 	}
+	env := []string{
+		"TTRPC_ADDRESS=" + p.ttrpcAddress,
+		"GRPC_ADDRESS=" + p.grpcAddress,
+		"NAMESPACE=" + p.namespace,
+		ContainerdEnv + "=" + containerdIdentity(),
+	}
+	if pid, conn, ok := prespawn.Take(); ok {
+		// The daemon the constructor started is already past its
+		// runtime's start-up; hand it the work.
+		err := prespawn.Handoff(conn, prespawn.Work{Args: args, Env: env}, lf)
+		if err == nil {
+			if err := placeDaemon(pid, opts); err != nil {
+				_ = unix.Kill(pid, unix.SIGKILL)
+				_ = removeSocket(address)
+				return err
+			}
+			return nil
+		}
+		// It did not take the work (it failed to start): run one.
+		_ = unix.Kill(pid, unix.SIGKILL)
+	}
+	daemon, err := DaemonPath()
+	if err != nil {
+		return err
+	}
 	cmd := exec.Command(daemon, args...)
 	cmd.Dir = bundle
-	cmd.Env = append(os.Environ(),
-		"TTRPC_ADDRESS="+p.ttrpcAddress,
-		"GRPC_ADDRESS="+p.grpcAddress,
-		"NAMESPACE="+p.namespace,
-		// The daemon's own work is small and mostly waiting; one P keeps
-		// its thread count (and memory) down. Containers are unaffected.
-		"GOMAXPROCS=1",
-		ContainerdEnv+"="+containerdIdentity(),
-	)
+	// The daemon's own work is small and mostly waiting; one P keeps its
+	// thread count (and memory) down. Containers are unaffected.
+	cmd.Env = append(append(os.Environ(), env...), "GOMAXPROCS=1")
 	cmd.ExtraFiles = []*os.File{lf}
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 	if err := cmd.Start(); err != nil {
