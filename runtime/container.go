@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"sync"
 	"syscall"
 	"time"
 
@@ -71,6 +72,11 @@ type Container struct {
 	exited <-chan Exit
 	// setupExit is the init's exit when Create killed it (see kill).
 	setupExit *Exit
+
+	// bundle and monitor serve the hooks run by the daemon (hooks.go).
+	bundle       string
+	monitor      Monitor
+	poststopOnce sync.Once
 	// filter is linux.seccomp compiled, for the init and every exec.
 	filter *seccomp.Program
 }
@@ -83,6 +89,14 @@ func (c *Container) Exited() <-chan Exit { return c.exited }
 // Start. If anything fails, everything made so far is removed.
 func Create(ctx context.Context, cfg CreateConfig) (_ *Container, retErr error) {
 	p := cfg.Plan
+	defer func() {
+		// Runs last: a failed create continues the lifecycle at "destroy"
+		// and its poststop hooks (errors logged, not returned).
+		if retErr != nil && len(p.Hooks.Poststop) > 0 {
+			// Not cut short by the ctx that may have failed Create.
+			_ = runPoststop(context.WithoutCancel(ctx), cfg.ID, cfg.Bundle, p, cfg.Monitor)
+		}
+	}()
 	if err := checkHost(p); err != nil {
 		return nil, err
 	}
@@ -121,7 +135,7 @@ func Create(ctx context.Context, cfg CreateConfig) (_ *Container, retErr error) 
 		}
 	}()
 
-	c := &Container{ID: cfg.ID, Plan: p, Cgroup: cg, sync: parent, pidfd: -1, filter: filter}
+	c := &Container{ID: cfg.ID, Plan: p, Cgroup: cg, sync: parent, pidfd: -1, bundle: cfg.Bundle, monitor: cfg.Monitor, filter: filter}
 	err = c.spawn(cfg, exe, child, nil)
 	child.Close()
 	if err != nil {
@@ -130,6 +144,9 @@ func Create(ctx context.Context, cfg CreateConfig) (_ *Container, retErr error) 
 	defer func() {
 		if retErr != nil {
 			c.kill()
+			// Without a pid namespace of its own, what the init stage
+			// started (a createContainer hook's children) outlives it.
+			_ = cg.Kill(unix.SIGKILL)
 		}
 	}()
 
@@ -146,12 +163,12 @@ func Create(ctx context.Context, cfg CreateConfig) (_ *Container, retErr error) 
 	config := &stageConfig{
 		ID: cfg.ID, Bundle: cfg.Bundle, Spec: p.Spec, Filter: encodeFilter(filter), Terminal: cfg.Terminal,
 		NoPivotRoot: cfg.NoPivotRoot, NoNewKeyring: cfg.NoNewKeyring,
-		Joined: needsHolder(p),
+		Pid: c.Pid, HookEnv: hookEnvFor(p), Joined: needsHolder(p),
 	}
 	if err := parent.send(message{Type: msgConfig, Config: config}); err != nil {
 		return nil, fmt.Errorf("send config to init: %w", err)
 	}
-	console, err := awaitReady(parent, cfg.Terminal, "container init")
+	console, err := c.awaitSetup(ctx, cfg.Terminal)
 	if errors.Is(err, errEOF) {
 		return nil, fmt.Errorf("container init exited during setup (exit status %d)", c.kill().Status)
 	}
@@ -163,6 +180,17 @@ func Create(ctx context.Context, cfg CreateConfig) (_ *Container, retErr error) 
 		return nil, err
 	}
 	return c, nil
+}
+
+// awaitSetup waits for the init stage to be ready, serving its request to
+// run the runtime's hooks on the way when the spec has such hooks.
+func (c *Container) awaitSetup(ctx context.Context, terminal bool) (*os.File, error) {
+	if c.Plan.Hooks.BeforePivot() {
+		if err := c.serveHooks(ctx, c.sync); err != nil {
+			return nil, err
+		}
+	}
+	return awaitReady(c.sync, terminal, "container init")
 }
 
 // applyDeferredPids sets the pids limit once the init stage is ready.
@@ -233,7 +261,7 @@ func (c *Container) Start() error {
 	m, err := c.sync.recv()
 	switch {
 	case errors.Is(err, errEOF):
-		return nil
+		return c.poststart()
 	case err != nil:
 		return fmt.Errorf("read from container init: %w", err)
 	case m.Type == msgError:

@@ -71,7 +71,8 @@ func runInit(conn *syncConn) error {
 	if err != nil {
 		return err
 	}
-	ex, master, err := prepare(plan, filter, m.Config.Terminal)
+	hooks := stageHooks{conn: conn, cfg: m.Config, plan: plan}
+	ex, master, err := prepare(plan, filter, m.Config.Terminal, hooks.beforePivot)
 	if err != nil {
 		return err
 	}
@@ -94,16 +95,19 @@ func runInit(conn *syncConn) error {
 	if m.Type != msgStart {
 		return fmt.Errorf("expected start, got %q", m.Type)
 	}
+	if err := hooks.startContainer(ex); err != nil {
+		return err
+	}
 	return ex.Run()
 }
 
 // prepare builds the container around the calling process, in order:
-// root filesystem and pivot_root, the terminal (a pty of the container's
+// root filesystem, beforePivot (the hooks), pivot_root, the terminal (a pty of the container's
 // devpts, when asked), hostname, sysctls, readonly and masked paths, then
 // the process's credentials (process.Prepare). It returns the pty master
 // when there is a terminal.
-func prepare(p *oci.Plan, filter *seccomp.Program, terminal bool) (_ *process.Exec, master *os.File, retErr error) {
-	if err := rootfs.Prepare(p); err != nil {
+func prepare(p *oci.Plan, filter *seccomp.Program, terminal bool, beforePivot func() error) (_ *process.Exec, master *os.File, retErr error) {
+	if err := rootfs.PrepareWith(p, beforePivot); err != nil {
 		return nil, nil, fmt.Errorf("prepare rootfs: %w", err)
 	}
 	if terminal {

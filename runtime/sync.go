@@ -11,16 +11,25 @@ package runtime
 //	daemon                                      box init (in the new namespaces)
 //	  |  clone(CLONE_NEW*, pidfd) ------------------>|  Go runtime starts, locks its thread,
 //	  |  [cgroup v1: write pid to cgroup.procs]      |  becomes non-dumpable, reads fd 3
-//	  |--- config {spec, bundle, terminal} --------->|
-//	  |                                              |  rootfs, pivot_root, [pty from the
+//	  |--- config {spec, bundle, terminal, pid} ---->|
+//	  |                                              |  root propagation, mounts, devices
+//	  |  [only with prestart/createRuntime hooks:]   |
+//	  |<-- hooks ------------------------------------|
+//	  |  prestart, createRuntime hooks (host ns)     |
+//	  |--- hooks-done  (a failed hook: no reply, ----|
+//	  |                 Create kills the stage)      |
+//	  |                                              |  [createContainer hooks, here]
+//	  |                                              |  pivot_root, [pty from the
 //	  |                                              |  container's /dev/ptmx], hostname,
 //	  |                                              |  masked/readonly paths, rlimits,
 //	  |                                              |  user, capabilities, cwd
 //	  |<-- ready [+ pty master]  |  error {message, kind}
 //	  |  (Create returns the pid)                    |  blocks reading fd 3
 //	  |--- start ----------------------------------->|
+//	  |                                              |  [startContainer hooks, here]
 //	  |                                              |  marks every fd >= 3 CLOEXEC, execve
 //	  |<-- EOF (execve closed fd 3)  |  error -------|
+//	  |  [poststart hooks (host ns); Start returns]  |
 //
 // Exec ("containerd-shim-box-v1 exec"):
 //
@@ -66,6 +75,11 @@ const (
 	msgReady      msgType = "ready"
 	msgStart      msgType = "start"
 	msgError      msgType = "error"
+	// msgHooks (init → daemon) asks the daemon to run the prestart and
+	// createRuntime hooks; msgHooksDone is the reply. Only sent when the
+	// spec has such hooks.
+	msgHooks     msgType = "hooks"
+	msgHooksDone msgType = "hooks-done"
 )
 
 // message is the one datagram type exchanged on the sync socket.
@@ -105,6 +119,12 @@ type stageConfig struct {
 	// NoPivotRoot and NoNewKeyring are the runtime options of that name.
 	NoPivotRoot  bool `json:"noPivotRoot,omitempty"`
 	NoNewKeyring bool `json:"noNewKeyring,omitempty"`
+	// Pid is the stage's pid in the daemon's pid namespace, for the state
+	// given to the stage's hooks.
+	Pid int `json:"pid,omitempty"`
+	// HookEnv is the environment of createContainer hooks that have none
+	// (the daemon's); set only when there are such hooks.
+	HookEnv []string `json:"hookEnv,omitempty"`
 	// Joined says the nsenter constructor joined the stage's namespaces
 	// (namespaces.go, held); without it the stage must not go on.
 	Joined bool `json:"joined,omitempty"`

@@ -47,7 +47,7 @@ func Features() *features.Features {
 	return &features.Features{
 		OCIVersionMin: "1.0.0",
 		OCIVersionMax: specs.Version,
-		Hooks:         []string{},
+		Hooks:         []string{"prestart", "createRuntime", "createContainer", "startContainer", "poststart", "poststop"},
 		// The recursive options ("rro", ...) are applied with mount_setattr.
 		MountOptions: append([]string{
 			"async", "atime", "bind", "defaults", "dev", "diratime", "dirsync", "exec",

@@ -369,6 +369,10 @@ func (s *service) delete(ctx context.Context, c *container) (runtime.Exit, error
 	var errs []error
 	if err := c.rt.Destroy(); err != nil {
 		errs = append(errs, err)
+	} else {
+		// The OCI poststop hooks, once; their failures are logged there
+		// and do not fail Delete.
+		_ = c.rt.Poststop(ctx)
 	}
 	c.io.close()
 	root := c.rt.Plan.Rootfs

@@ -41,7 +41,12 @@ const defaultPropagation = unix.MS_SLAVE | unix.MS_REC
 //     /proc/self/cgroup).
 //
 // On return the process's root and working directory are the new root "/".
-func Prepare(p *oci.Plan) error {
+func Prepare(p *oci.Plan) error { return PrepareWith(p, nil) }
+
+// PrepareWith is Prepare that calls beforePivot, when not nil, once the
+// mounts and devices are in place and right before pivot_root: where the
+// OCI createRuntime and createContainer hooks run.
+func PrepareWith(p *oci.Plan, beforePivot func() error) error {
 	prop := p.RootPropagation
 	if prop == 0 {
 		prop = defaultPropagation
@@ -79,6 +84,11 @@ func Prepare(p *oci.Plan) error {
 	}
 	if err := createDevices(root, p.Devices, hasMount(p.Mounts, "/dev/pts")); err != nil {
 		return err
+	}
+	if beforePivot != nil {
+		if err := beforePivot(); err != nil {
+			return err
+		}
 	}
 	enter := pivotRoot
 	if p.NoPivotRoot {
