@@ -64,3 +64,24 @@ func checkTimeOffsets(offsets map[string]specs.LinuxTimeOffset) error {
 	}
 	return nil
 }
+
+// planIDMaps gives the idmapped mounts that name no mappings of their own
+// the container's: runc's meaning of a bare "idmap" or "ridmap". That needs
+// the container to have a user namespace.
+func planIDMaps(ms []Mount, s *specs.Spec, ns namespaces) error {
+	for i := range ms {
+		im := ms[i].IDMap
+		if im == nil || len(im.UIDMappings) > 0 {
+			continue
+		}
+		switch ns.mode[specs.UserNamespace] {
+		case nsCreate:
+			im.UIDMappings, im.GIDMappings = s.Linux.UIDMappings, s.Linux.GIDMappings
+		case nsJoin:
+			im.ContainerUserNS = true
+		default:
+			return fieldErrorf(fmt.Sprintf("mounts[%d].options", i), "idmap without uidMappings and gidMappings uses the container's user namespace, and there is none")
+		}
+	}
+	return nil
+}

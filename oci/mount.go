@@ -63,13 +63,9 @@ var propagationFlags = map[string]uintptr{
 	"runbindable": unix.MS_UNBINDABLE | unix.MS_REC,
 }
 
-// unsupportedOptions are options of the runtime spec that need
-// mount_setattr(2) (recursive attributes, ID-mapped mounts). They are
-// refused rather than passed to the filesystem as data, where they would
-// be silently ignored or fail with a confusing EINVAL.
-var unsupportedOptions = map[string]bool{
-	"idmap": true, "ridmap": true,
-}
+// idmapOptions are the options that make a bind mount idmapped: "idmap"
+// maps the mount itself, "ridmap" every mount of the tree (recursive).
+var idmapOptions = map[string]bool{"idmap": false, "ridmap": true}
 
 // recursiveAttrs are the recursive mount options, as the MOUNT_ATTR_* flags
 // they set (set) or clear (clr) on a mount tree with mount_setattr(2).
@@ -125,9 +121,6 @@ func ParseMount(m specs.Mount) (Mount, error) {
 	if strings.ContainsRune(m.Source, 0) {
 		return Mount{}, fieldErrorf("source", "contains a NUL byte")
 	}
-	if len(m.UIDMappings) > 0 || len(m.GIDMappings) > 0 {
-		return Mount{}, fieldErrorf("uidMappings", "ID-mapped mounts are not supported yet")
-	}
 	out := Mount{
 		Source:      m.Source,
 		Destination: filepath.Clean(m.Destination),
@@ -156,8 +149,9 @@ func ParseMount(m specs.Mount) (Mount, error) {
 			out.RecAttrClr = out.RecAttrClr&^a.set | a.clr
 			continue
 		}
-		if unsupportedOptions[o] {
-			return Mount{}, fieldErrorf(fmt.Sprintf("options[%d]", i), "%q is not supported yet", o)
+		if rec, ok := idmapOptions[o]; ok {
+			out.IDMap = &IDMap{Recursive: rec}
+			continue
 		}
 		if strings.ContainsRune(o, 0) {
 			return Mount{}, fieldErrorf(fmt.Sprintf("options[%d]", i), "contains a NUL byte")
@@ -165,7 +159,43 @@ func ParseMount(m specs.Mount) (Mount, error) {
 		data = append(data, o)
 	}
 	out.Data = strings.Join(data, ",")
+	if err := parseIDMap(m, &out); err != nil {
+		return Mount{}, err
+	}
+	if out.IDMap != nil && !out.IsBind() {
+		return Mount{}, fieldErrorf("options", "idmapped mounts are only supported for bind mounts")
+	}
 	return out, nil
+}
+
+// parseIDMap validates the mount's id mappings. Mappings without an
+// "idmap" or "ridmap" option make a non-recursive idmapped mount, as with
+// runc; the options without mappings leave them to NewPlan (the
+// container's user namespace).
+func parseIDMap(m specs.Mount, out *Mount) error {
+	if len(m.UIDMappings) == 0 && len(m.GIDMappings) == 0 {
+		return nil
+	}
+	// The runtime spec: "If specified, the options field of the mounts
+	// structure MUST contain either idmap or ridmap"; runc takes mappings
+	// alone as idmap, and so does box.
+	if len(m.UIDMappings) == 0 {
+		return fieldErrorf("uidMappings", "required with gidMappings")
+	}
+	if len(m.GIDMappings) == 0 {
+		return fieldErrorf("gidMappings", "required with uidMappings")
+	}
+	if err := checkIDMap("uidMappings", m.UIDMappings); err != nil {
+		return err
+	}
+	if err := checkIDMap("gidMappings", m.GIDMappings); err != nil {
+		return err
+	}
+	if out.IDMap == nil {
+		out.IDMap = &IDMap{}
+	}
+	out.IDMap.UIDMappings, out.IDMap.GIDMappings = m.UIDMappings, m.GIDMappings
+	return nil
 }
 
 // Mounts parses every mount of s, in spec order. Errors name the offending

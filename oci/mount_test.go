@@ -2,6 +2,7 @@ package oci
 
 import (
 	"errors"
+	"fmt"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -118,22 +119,78 @@ func TestParseMountDestination(t *testing.T) {
 // TestParseMountErrors checks the options and fields that are refused, and
 // that refused options never reach Data.
 func TestParseMountErrors(t *testing.T) {
-	for _, o := range []string{"idmap", "ridmap"} {
-		m, err := ParseMount(specs.Mount{Destination: "/x", Type: "bind", Options: []string{"rbind", o}})
-		assertFieldError(t, err, "options[1]")
-		if err != nil && !strings.Contains(err.Error(), "not supported yet") {
-			t.Errorf("%s: error %q does not say it is unsupported", o, err)
-		}
-		if strings.Contains(m.Data, o) {
-			t.Errorf("%s: leaked into data %q", o, m.Data)
-		}
-	}
 	_, err := ParseMount(specs.Mount{Destination: "/x", Options: []string{"size=1\x00"}})
 	assertFieldError(t, err, "options[0]")
 	_, err = ParseMount(specs.Mount{Destination: "/x", Source: "a\x00"})
 	assertFieldError(t, err, "source")
 	_, err = ParseMount(specs.Mount{Destination: "/x", Type: "bind", UIDMappings: []specs.LinuxIDMapping{{Size: 1}}})
-	assertFieldError(t, err, "uidMappings")
+	assertFieldError(t, err, "gidMappings")
+}
+
+// TestParseMountIDMap checks idmapped mounts: the options, the mappings
+// (both needed, each validated like a user namespace's), bind mounts only.
+func TestParseMountIDMap(t *testing.T) {
+	one := []specs.LinuxIDMapping{{ContainerID: 0, HostID: 1000, Size: 1}}
+	for _, tc := range []struct {
+		opts      []string
+		uid, gid  []specs.LinuxIDMapping
+		recursive bool
+		withMaps  bool
+	}{
+		{[]string{"rbind", "idmap"}, nil, nil, false, false},
+		{[]string{"rbind", "ridmap"}, nil, nil, true, false},
+		{[]string{"bind"}, one, one, false, true},
+		{[]string{"rbind", "ridmap"}, one, one, true, true},
+	} {
+		m, err := ParseMount(specs.Mount{Destination: "/x", Type: "bind", Source: "/s", Options: tc.opts, UIDMappings: tc.uid, GIDMappings: tc.gid})
+		if err != nil || m.IDMap == nil || m.IDMap.Recursive != tc.recursive || (len(m.IDMap.UIDMappings) > 0) != tc.withMaps || m.Data != "" {
+			t.Errorf("%v %v: got %+v, %v", tc.opts, tc.uid, m.IDMap, err)
+		}
+	}
+	for _, tc := range []struct {
+		m     specs.Mount
+		field string
+	}{
+		{specs.Mount{Destination: "/x", Type: "tmpfs", Options: []string{"idmap"}}, "options"},
+		{specs.Mount{Destination: "/x", Type: "tmpfs", UIDMappings: one, GIDMappings: one}, "options"},
+		{specs.Mount{Destination: "/x", Type: "bind", GIDMappings: one}, "uidMappings"},
+		{specs.Mount{Destination: "/x", Type: "bind", UIDMappings: one}, "gidMappings"},
+		{specs.Mount{Destination: "/x", Type: "bind", UIDMappings: []specs.LinuxIDMapping{{HostID: 1, Size: 0}}, GIDMappings: one}, "uidMappings[0].size"},
+		{specs.Mount{Destination: "/x", Type: "bind", UIDMappings: one, GIDMappings: []specs.LinuxIDMapping{{HostID: 4294967290, Size: 10}}}, "gidMappings[0]"},
+	} {
+		_, err := ParseMount(tc.m)
+		assertFieldError(t, err, tc.field)
+	}
+}
+
+// TestPlanIDMaps checks a bare "idmap" takes the container's mappings, or
+// its joined user namespace, and is refused without a user namespace.
+func TestPlanIDMaps(t *testing.T) {
+	bare := specs.Mount{Destination: "/data", Type: "bind", Source: "/host", Options: []string{"rbind", "ridmap"}}
+	s := validSpec()
+	s.Mounts = append(s.Mounts, bare)
+	_, err := NewPlan(s, "/b")
+	wantFieldError(t, err, fmt.Sprintf("mounts[%d].options", len(s.Mounts)-1), "no")
+
+	s.Linux.Namespaces = append(s.Linux.Namespaces, specs.LinuxNamespace{Type: "user"})
+	s.Linux.UIDMappings = []specs.LinuxIDMapping{{HostID: 100000, Size: 65536}}
+	s.Linux.GIDMappings = []specs.LinuxIDMapping{{HostID: 200000, Size: 65536}}
+	p, err := NewPlan(s, "/b")
+	if err != nil {
+		t.Fatal(err)
+	}
+	im := p.Mounts[len(p.Mounts)-1].IDMap
+	if im == nil || !im.Recursive || im.ContainerUserNS || im.UIDMappings[0].HostID != 100000 || im.GIDMappings[0].HostID != 200000 {
+		t.Errorf("new user namespace: %+v", im)
+	}
+
+	s.Linux.Namespaces[len(s.Linux.Namespaces)-1].Path = "/proc/7/ns/user"
+	if p, err = NewPlan(s, "/b"); err != nil {
+		t.Fatal(err)
+	}
+	if im := p.Mounts[len(p.Mounts)-1].IDMap; im == nil || !im.ContainerUserNS || len(im.UIDMappings) != 0 {
+		t.Errorf("joined user namespace: %+v", im)
+	}
 }
 
 // TestMounts checks that Mounts keeps spec order and names the failing mount.
@@ -164,7 +221,7 @@ func TestMounts(t *testing.T) {
 
 	s.Mounts[3] = specs.Mount{Destination: "/x", Options: []string{"ro", "idmap"}}
 	_, err = Mounts(s)
-	assertFieldError(t, err, "mounts[3].options[1]")
+	assertFieldError(t, err, "mounts[3].options")
 
 	if ms, err := Mounts(&specs.Spec{}); err != nil || len(ms) != 0 {
 		t.Errorf("no mounts: %v %v", ms, err)
@@ -191,7 +248,7 @@ func FuzzParseMount(f *testing.F) {
 			t.Fatalf("accepted destination %q", m.Destination)
 		}
 		for _, o := range strings.Split(m.Data, ",") {
-			if unsupportedOptions[o] || mountFlags[o] != (mountFlag{}) || propagationFlags[o] != 0 {
+			if _, idmap := idmapOptions[o]; idmap || mountFlags[o] != (mountFlag{}) || propagationFlags[o] != 0 {
 				t.Fatalf("option %q in data %q", o, m.Data)
 			}
 		}

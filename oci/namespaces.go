@@ -151,3 +151,20 @@ func checkIDMappings(l *specs.Linux, ns namespaces) error {
 	}
 	return nil
 }
+
+// protectCgroupfs makes every cgroup mount read-only when the container has
+// a user namespace (new or joined) but shares the runtime's cgroup
+// namespace (CVE-2023-25809): without a cgroup namespace of its own, the
+// view of the cgroupfs is the runtime's, and root of a user namespace that
+// maps host root (or a container that gains write access to it by any
+// mapping) could move processes and change limits outside its cgroup.
+func protectCgroupfs(ms []Mount, ns namespaces) {
+	if !ns.has(specs.UserNamespace) || ns.has(specs.CgroupNamespace) {
+		return
+	}
+	for i := range ms {
+		if ms[i].Type == "cgroup" || ms[i].Type == "cgroup2" {
+			ms[i].Flags |= unix.MS_RDONLY
+		}
+	}
+}

@@ -129,3 +129,44 @@ func TestNamespaceFlag(t *testing.T) {
 		t.Error("foo: known")
 	}
 }
+
+// TestProtectCgroupfs checks the planning half of CVE-2023-25809: cgroup
+// mounts become read-only with a user namespace (new or joined) and no
+// cgroup namespace, and are left as the spec says otherwise.
+func TestProtectCgroupfs(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		ns   []specs.LinuxNamespace
+		ro   bool
+	}{
+		{"no userns", nil, false},
+		{"new userns", []specs.LinuxNamespace{{Type: "user"}}, true},
+		{"joined userns", []specs.LinuxNamespace{{Type: "user", Path: "/proc/7/ns/user"}}, true},
+		{"userns and cgroupns", []specs.LinuxNamespace{{Type: "user"}, {Type: "cgroup"}}, false},
+		{"userns and joined cgroupns", []specs.LinuxNamespace{{Type: "user"}, {Type: "cgroup", Path: "/proc/7/ns/cgroup"}}, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			s := validSpec()
+			s.Linux.Namespaces = append(s.Linux.Namespaces, tc.ns...)
+			s.Linux.UIDMappings = []specs.LinuxIDMapping{{HostID: 100000, Size: 65536}}
+			s.Linux.GIDMappings = []specs.LinuxIDMapping{{HostID: 100000, Size: 65536}}
+			if tc.ns == nil {
+				s.Linux.UIDMappings, s.Linux.GIDMappings = nil, nil
+			}
+			s.Mounts = append(s.Mounts,
+				specs.Mount{Destination: "/sys/fs/cgroup", Type: "cgroup", Source: "cgroup", Options: []string{"rw", "nosuid"}},
+				specs.Mount{Destination: "/tmp", Type: "tmpfs", Source: "tmpfs", Options: []string{"rw"}})
+			p, err := NewPlan(s, "/b")
+			if err != nil {
+				t.Fatal(err)
+			}
+			cg, tmp := p.Mounts[len(p.Mounts)-2], p.Mounts[len(p.Mounts)-1]
+			if got := cg.Flags&unix.MS_RDONLY != 0; got != tc.ro {
+				t.Errorf("cgroup mount read-only %v, want %v", got, tc.ro)
+			}
+			if tmp.Flags&unix.MS_RDONLY != 0 {
+				t.Errorf("other mounts made read-only too")
+			}
+		})
+	}
+}

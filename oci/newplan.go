@@ -86,6 +86,10 @@ func NewPlan(s *specs.Spec, bundle string) (*Plan, error) {
 	if plan.Mounts, err = Mounts(s); err != nil {
 		return nil, err
 	}
+	if err := planIDMaps(plan.Mounts, s, ns); err != nil {
+		return nil, err
+	}
+	protectCgroupfs(plan.Mounts, ns)
 	if plan.Devices, err = Devices(s); err != nil {
 		return nil, err
 	}

@@ -154,6 +154,29 @@ type Mount struct {
 	// mount_setattr(2) to the mount and every mount below it (the "rro",
 	// "rnosuid", ... options).
 	RecAttrSet, RecAttrClr uint64
+	// IDMap makes the (bind) mount idmapped; nil for a plain mount.
+	IDMap *IDMap
+	// Detached is set by the runtime, not from the spec: a prepared
+	// detached mount (an idmapped clone of Source) to move onto
+	// Destination instead of mounting Source.
+	Detached *os.File
+}
+
+// IDMap is an idmapped mount: the mount's uidMappings and gidMappings (or
+// the "idmap"/"ridmap" options) as the user namespace mount_setattr(2)
+// takes with MOUNT_ATTR_IDMAP.
+type IDMap struct {
+	// UIDMappings and GIDMappings are the mapping's lines, containerID as
+	// the id inside the mapping's user namespace and hostID outside, as
+	// for a user namespace. NewPlan fills them from linux.uidMappings and
+	// gidMappings for an option without mappings in a new user namespace.
+	UIDMappings, GIDMappings []specs.LinuxIDMapping
+	// ContainerUserNS: the mapping is the container's joined user
+	// namespace itself (an option without mappings, user namespace given
+	// by path); the mappings are empty.
+	ContainerUserNS bool
+	// Recursive ("ridmap") maps every mount of the tree, not just the top.
+	Recursive bool
 }
 
 // IsBind reports whether the mount is a bind mount.

@@ -135,8 +135,15 @@ func Create(ctx context.Context, cfg CreateConfig) (_ *Container, retErr error) 
 		}
 	}()
 
+	trees, err := idmappedMounts(cfg, exe)
+	if err != nil {
+		return nil, err
+	}
+	extra, idmapFDs := stageFiles(trees)
+	defer closeFiles(extra...)
+
 	c := &Container{ID: cfg.ID, Plan: p, Cgroup: cg, sync: parent, pidfd: -1, bundle: cfg.Bundle, monitor: cfg.Monitor, filter: filter}
-	err = c.spawn(cfg, exe, child, nil)
+	err = c.spawn(cfg, exe, child, extra)
 	child.Close()
 	if err != nil {
 		return nil, err
@@ -164,6 +171,8 @@ func Create(ctx context.Context, cfg CreateConfig) (_ *Container, retErr error) 
 		ID: cfg.ID, Bundle: cfg.Bundle, Spec: p.Spec, Filter: encodeFilter(filter), Terminal: cfg.Terminal,
 		NoPivotRoot: cfg.NoPivotRoot, NoNewKeyring: cfg.NoNewKeyring,
 		Pid: c.Pid, HookEnv: hookEnvFor(p), Joined: needsHolder(p),
+		IDMapFDs:         idmapFDs,
+		CgroupfsWritable: testCgroupfsWritable,
 	}
 	if err := parent.send(message{Type: msgConfig, Config: config}); err != nil {
 		return nil, fmt.Errorf("send config to init: %w", err)

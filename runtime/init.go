@@ -61,6 +61,12 @@ func runInit(conn *syncConn) error {
 	if err != nil {
 		return err
 	}
+	if err := attachIDMapped(plan, m.Config.IDMapFDs); err != nil {
+		return err
+	}
+	if m.Config.CgroupfsWritable {
+		unprotectCgroupfs(plan)
+	}
 	plan.NoPivotRoot = m.Config.NoPivotRoot
 	if !m.Config.NoNewKeyring {
 		if err := joinSessionKeyring(m.Config.ID); err != nil {

@@ -292,3 +292,22 @@ func forkStage(m Monitor, exe, stage string, files []uintptr, sys *syscall.SysPr
 	}
 	return forkResult{pid: pid, exited: exited}
 }
+
+// testCgroupfsWritable is a test hook, the negative control of
+// CVE-2023-25809: the init stage mounts the cgroupfs as the spec says even
+// in a user namespace without a cgroup namespace (see unprotectCgroupfs).
+var testCgroupfsWritable = false
+
+// unprotectCgroupfs undoes oci's read-only cgroup mounts (test hook only).
+func unprotectCgroupfs(p *oci.Plan) {
+	for i, m := range p.Mounts {
+		if m.Type == "cgroup" || m.Type == "cgroup2" {
+			p.Mounts[i].Flags = m.Flags &^ unix.MS_RDONLY
+			for _, o := range p.Spec.Mounts[i].Options {
+				if o == "ro" {
+					p.Mounts[i].Flags |= unix.MS_RDONLY
+				}
+			}
+		}
+	}
+}

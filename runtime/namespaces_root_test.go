@@ -341,3 +341,44 @@ func TestJoinUserNamespaceWithoutRoot(t *testing.T) {
 		t.Errorf("cgroups left after failed Create: %v", matches)
 	}
 }
+
+// TestCgroupfsReadonlyInUserns checks CVE-2023-25809: a container with a
+// user namespace but no cgroup namespace gets its cgroupfs read-only even
+// when the spec mounts it "rw". The container's root maps to host root
+// here, so only the read-only mount stops its write to cgroup.procs.
+// Negative control: with the protection off (testCgroupfsWritable) the
+// same write succeeds.
+func TestCgroupfsReadonlyInUserns(t *testing.T) {
+	testutil.RequiresRoot(t)
+	for _, unprotected := range []bool{false, true} {
+		t.Run(fmt.Sprintf("unprotected=%v", unprotected), func(t *testing.T) {
+			bundle, spec, _ := testBundle(t, "sh", "-c",
+				`for f in /sys/fs/cgroup/pids/cgroup.procs /sys/fs/cgroup/cgroup.procs; do if [ -e $f ]; then echo $$ > $f && echo wrote || echo refused; exit; fi; done; echo none`)
+			setNamespace(spec, specs.UserNamespace, "")
+			spec.Linux.UIDMappings = []specs.LinuxIDMapping{{ContainerID: 0, HostID: 0, Size: 65536}}
+			spec.Linux.GIDMappings = []specs.LinuxIDMapping{{ContainerID: 0, HostID: 0, Size: 65536}}
+			spec.Linux.Namespaces = slices.DeleteFunc(spec.Linux.Namespaces, func(n specs.LinuxNamespace) bool { return n.Type == specs.CgroupNamespace })
+			// A userns without its own network namespace cannot mount
+			// sysfs; the cgroupfs goes on a tmpfs /sys instead, "rw".
+			spec.Mounts = slices.DeleteFunc(spec.Mounts, func(m specs.Mount) bool { return m.Type == "sysfs" || m.Type == "cgroup" })
+			spec.Mounts = append(spec.Mounts,
+				specs.Mount{Destination: "/sys", Type: "tmpfs", Source: "tmpfs", Options: []string{"nosuid", "nodev"}},
+				specs.Mount{Destination: "/sys/fs/cgroup", Type: "cgroup", Source: "cgroup", Options: []string{"rw", "nosuid", "noexec", "nodev"}})
+			testCgroupfsWritable = unprotected
+			defer func() { testCgroupfsWritable = false }()
+			out, e := runContainer(t, bundle, spec, nil)
+			want := "refused"
+			if unprotected {
+				want = "wrote"
+			}
+			if e.Status != 0 || strings.TrimSpace(lastLine(out)) != want {
+				t.Fatalf("exit %d, output %q; want %s", e.Status, out, want)
+			}
+		})
+	}
+}
+
+func lastLine(s string) string {
+	lines := strings.Split(strings.TrimSpace(s), "\n")
+	return lines[len(lines)-1]
+}

@@ -128,6 +128,12 @@ type stageConfig struct {
 	// Joined says the nsenter constructor joined the stage's namespaces
 	// (namespaces.go, held); without it the stage must not go on.
 	Joined bool `json:"joined,omitempty"`
+	// IDMapFDs are the stage's descriptors of the detached idmapped
+	// mounts (idmap.go), by mount index.
+	IDMapFDs map[int]int `json:"idmapFDs,omitempty"`
+	// CgroupfsWritable is a test hook (negative control of
+	// CVE-2023-25809): the init stage undoes oci's read-only cgroupfs.
+	CgroupfsWritable bool `json:"testCgroupfsWritable,omitempty"`
 	// Filter is linux.seccomp compiled by the daemon; the spec sent to the
 	// stage has no linux.seccomp.
 	Filter *filterWire `json:"filter,omitempty"`

@@ -55,10 +55,17 @@ func Features() *features.Features {
 			"nostrictatime", "nosuid", "nosymfollow", "private", "rbind", "relatime", "remount", "ro",
 			"rprivate", "rshared", "rslave", "runbindable", "rw", "shared", "slave",
 			"strictatime", "suid", "symfollow", "sync", "unbindable",
+			// Idmapped bind mounts (runtime/idmap.go).
+			"idmap", "ridmap",
 		}, oci.RecursiveMountOptions()...),
 		Linux: &features.Linux{
-			Namespaces: []string{"cgroup", "ipc", "mount", "network", "pid", "user", "uts"},
-			Cgroup:     &features.Cgroup{V1: &t, V2: &t},
+			// Each can be created or joined by path (runtime/namespaces.go).
+			Namespaces: []string{"cgroup", "ipc", "mount", "network", "pid", "time", "user", "uts"},
+			// Mounts' uidMappings/gidMappings and idmap/ridmap: Create
+			// makes them with mount_setattr(MOUNT_ATTR_IDMAP) (whether a
+			// filesystem takes them is the kernel's to say, at Create).
+			MountExtensions: &features.MountExtensions{IDMap: &features.IDMap{Enabled: &t}},
+			Cgroup:          &features.Cgroup{V1: &t, V2: &t},
 			// Every name Create accepts; any other is refused.
 			Capabilities: oci.CapabilityNames(),
 			// Labels are written when the host runs the LSM; Create

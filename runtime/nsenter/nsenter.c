@@ -11,6 +11,9 @@
 //             them: the daemon forked us into it already.
 //     keep-dumpable  test hook: skip PR_SET_DUMPABLE (negative control)
 //
+// User namespace helper of an idmapped mount: argv[1] is "init", and
+//   _BOX_USERNS_HOLD="<fd>": wait for EOF on fd, then exit 0.
+//
 // Holder: the init stage of a container that joins a user, mount or time
 // namespace by path first runs as a holder that builds the namespaces
 // and forks the init stage into them (runtime/namespaces.go drives it).
@@ -53,6 +56,7 @@
 
 #define ENV_NAME "_BOX_NSENTER"
 #define HOLD_ENV "_BOX_NSHOLD"
+#define USERNS_HOLD_ENV "_BOX_USERNS_HOLD"
 #define EXIT_NSENTER 120
 #define MAX_JOINS 8
 
@@ -272,6 +276,23 @@ static void hold_mode(const char *spec) {
 		wait_msg(sfd);
 }
 
+// userns_hold_mode keeps a user namespace made for an idmapped mount
+// (runtime/idmap.go) until the daemon has opened it: it waits for EOF on
+// the given descriptor and exits.
+static void userns_hold_mode(const char *spec) {
+	long fd = -1;
+	const char *s = spec;
+	if (parse_int(&s, 10, &fd) || fd < 3 || *s)
+		fail(-1, "malformed " USERNS_HOLD_ENV, EINVAL);
+	(void)prctl(PR_SET_DUMPABLE, 0, 0, 0, 0);
+	char c;
+	for (;;) {
+		ssize_t n = read((int)fd, &c, 1);
+		if (n == 0 || (n < 0 && errno != EINTR))
+			_exit(0);
+	}
+}
+
 // glibc passes argc and argv to constructors.
 __attribute__((constructor)) static void box_nsenter(int argc, char **argv) {
 	if (argc < 2)
@@ -279,6 +300,9 @@ __attribute__((constructor)) static void box_nsenter(int argc, char **argv) {
 	int exec = strcmp(argv[1], "exec") == 0, init = strcmp(argv[1], "init") == 0;
 	if (!exec && !init)
 		return;
+	const char *userns_hold = getenv(USERNS_HOLD_ENV);
+	if (init && userns_hold)
+		userns_hold_mode(userns_hold);
 	const char *hold = getenv(HOLD_ENV);
 	if (init && hold) {
 		hold_mode(hold);

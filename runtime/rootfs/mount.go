@@ -71,7 +71,11 @@ func mountOne(root *os.File, m oci.Mount) error {
 	if err != nil {
 		return fmt.Errorf("mount %s on %s: %w", m.Source, m.Destination, err)
 	}
-	err = unix.Mount(m.Source, fdPath(target), m.Type, m.Flags, m.Data)
+	if m.Detached != nil {
+		err = moveDetached(m.Detached, target)
+	} else {
+		err = unix.Mount(m.Source, fdPath(target), m.Type, m.Flags, m.Data)
+	}
 	target.Close()
 	if err != nil {
 		return fmt.Errorf("mount %s on %s: %w", m.Source, m.Destination, err)
