@@ -42,11 +42,6 @@ var schedFlags = map[specs.LinuxSchedulerFlag]uint64{
 	specs.SchedFlagUtilClampMax: unix.SCHED_FLAG_UTIL_CLAMP_MAX,
 }
 
-// SchedulerPolicies and SchedulerFlags list the names box accepts, for
-// the features document.
-func SchedulerPolicies() []string { return sortedKeys(schedPolicies) }
-func SchedulerFlags() []string    { return sortedKeys(schedFlags) }
-
 // dlMinRuntime is the smallest SCHED_DEADLINE runtime the kernel takes
 // (1 << DL_SCALE ns, kernel/sched/deadline.c __checkparam_dl).
 const dlMinRuntime = 1 << 10
@@ -133,9 +128,6 @@ var ioprioClasses = map[specs.IOPriorityClass]int{
 	specs.IOPRIO_CLASS_BE:   ioprioClassBE,
 	specs.IOPRIO_CLASS_IDLE: ioprioClassIdle,
 }
-
-// IOPriorityClasses lists the classes box accepts.
-func IOPriorityClasses() []string { return sortedKeys(ioprioClasses) }
 
 // ioPriority validates process.ioPriority and returns the ioprio_set(2)
 // value: class << 13 | level.
