@@ -382,3 +382,40 @@ func lastLine(s string) string {
 	lines := strings.Split(strings.TrimSpace(s), "\n")
 	return lines[len(lines)-1]
 }
+
+// TestJoinedUserNSTerminal checks a held init stage (joined user
+// namespace, new pid namespace) still gets the container's pty as its
+// controlling terminal: the holder's child is a session leader, as the
+// daemon's direct children are.
+func TestJoinedUserNSTerminal(t *testing.T) {
+	testutil.RequiresRoot(t)
+	becomeSubreaper(t)
+	pause := startPause(t, unix.CLONE_NEWUSER)
+	bundle, spec, _ := testBundle(t, "sh", "-c", "tty; stty size; echo sid=$(cut -d' ' -f6 /proc/self/stat) pid=$$")
+	ownRootfsBy(t, bundle, testHostID)
+	setNamespace(spec, specs.UserNamespace, fmt.Sprintf("/proc/%d/ns/user", pause))
+	spec.Mounts = slices.DeleteFunc(spec.Mounts, func(m specs.Mount) bool { return m.Type == "sysfs" || m.Type == "cgroup" })
+	spec.Process.Terminal = true
+	spec.Process.ConsoleSize = &specs.Box{Height: 24, Width: 132}
+	plan, err := oci.NewPlan(spec, bundle)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, err := Create(context.Background(), CreateConfig{ID: "t", Bundle: bundle, Plan: plan, Terminal: true, Monitor: &testMonitor{}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Console.Close()
+	out := readAll(c.Console)
+	if err := c.Start(); err != nil {
+		t.Fatal(err)
+	}
+	e := <-c.Exited()
+	got := <-out
+	if err := c.Destroy(); err != nil {
+		t.Error(err)
+	}
+	if e.Status != 0 || !strings.Contains(got, "/dev/pts/0") || !strings.Contains(got, "24 132") || !strings.Contains(got, "sid=1 pid=1") {
+		t.Fatalf("exit %d, terminal output:\n%s", e.Status, got)
+	}
+}
