@@ -94,7 +94,11 @@ func Create(ctx context.Context, cfg CreateConfig) (_ *Container, retErr error) 
 		// and its poststop hooks (errors logged, not returned).
 		if retErr != nil && len(p.Hooks.Poststop) > 0 {
 			// Not cut short by the ctx that may have failed Create.
-			_ = runPoststop(context.WithoutCancel(ctx), cfg.ID, cfg.Bundle, p, cfg.Monitor)
+			if err := runPoststop(context.WithoutCancel(ctx), cfg.ID, cfg.Bundle, p, cfg.Monitor); err != nil {
+				// Reported, not classified: the create's error stays what
+				// failed it.
+				retErr = fmt.Errorf("%w (then: %v)", retErr, err)
+			}
 		}
 	}()
 	if err := checkHost(p); err != nil {

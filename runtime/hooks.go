@@ -41,12 +41,12 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"path/filepath"
 	"strings"
 	"syscall"
 	"time"
 
 	"github.com/containerd/errdefs"
-	"github.com/containerd/log"
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 	"golang.org/x/sys/unix"
 
@@ -95,28 +95,25 @@ func (r hookRun) run(ctx context.Context, hooks []oci.Hook, state *specs.State) 
 		return fmt.Errorf("%s hooks: %w", r.kind, err)
 	}
 	for i, h := range hooks {
-		out, err := r.runOne(ctx, h, b)
-		if err != nil {
+		if err := r.runOne(ctx, h, b); err != nil {
 			return fmt.Errorf("%s hook #%d (%s): %w", r.kind, i, h.Path, err)
-		}
-		if len(out) > 0 {
-			log.G(ctx).WithField("hook", r.kind).WithField("path", h.Path).Debugf("hook output: %q", out)
 		}
 	}
 	return nil
 }
 
-// runOne runs one hook to its end and returns its output.
-func (r hookRun) runOne(ctx context.Context, h oci.Hook, state []byte) (string, error) {
+// runOne runs one hook to its end. Its output is part of the error when
+// it fails, and dropped otherwise.
+func (r hookRun) runOne(ctx context.Context, h oci.Hook, state []byte) error {
 	stdinR, stdinW, err := os.Pipe()
 	if err != nil {
-		return "", err
+		return err
 	}
 	defer stdinW.Close()
 	outR, outW, err := os.Pipe()
 	if err != nil {
 		stdinR.Close()
-		return "", err
+		return err
 	}
 	defer outR.Close()
 	env := h.Env
@@ -139,7 +136,7 @@ func (r hookRun) runOne(ctx context.Context, h oci.Hook, state []byte) (string, 
 		if errors.Is(err, unix.ENOENT) {
 			err = fmt.Errorf("%w: %w", err, errdefs.ErrNotFound)
 		}
-		return "", fmt.Errorf("start: %w", err)
+		return fmt.Errorf("start: %w", err)
 	}
 	kill := func() { _ = unix.Kill(pid, unix.SIGKILL) }
 	if pidfd >= 0 {
@@ -187,7 +184,7 @@ func (r hookRun) runOne(ctx context.Context, h oci.Hook, state []byte) (string, 
 	if why != nil && out != "" {
 		why = fmt.Errorf("%w, output: %q", why, out)
 	}
-	return out, why
+	return why
 }
 
 // readCapped reads r to its end (or a read error, such as a deadline) and
@@ -273,8 +270,9 @@ func (c *Container) poststart() error {
 // Poststop runs the poststop hooks, once: later calls do nothing. "If any
 // poststop hook fails, the runtime MUST log a warning, but the remaining
 // hooks and lifecycle continue as if the hook had succeeded": every hook
-// runs, each failure is logged, and the failures are returned joined for
-// the caller to report, never to act on.
+// runs, and the failures are returned joined for the caller to log, never
+// to act on. (The runtime package logs nothing itself: the init stage's
+// binary links no logging package.)
 //
 // Preconditions: the container was destroyed (Destroy succeeded).
 func (c *Container) Poststop(ctx context.Context) error {
@@ -285,19 +283,58 @@ func (c *Container) Poststop(ctx context.Context) error {
 	return err
 }
 
-// runPoststop runs every poststop hook of p, logging each failure.
+// PoststopAfterCrash runs the poststop hooks of a container whose daemon is
+// gone, for the shim's delete action (runc's "delete --force" runs them
+// too): spec is the bundle's config.json. Failures are returned joined, to
+// be reported, never acted on.
+func PoststopAfterCrash(ctx context.Context, id, bundle string, spec *specs.Spec) error {
+	hooks, err := oci.PlanHooks(spec.Hooks)
+	if err != nil || len(hooks.Poststop) == 0 {
+		return err
+	}
+	return runPoststop(ctx, id, bundle, &oci.Plan{Spec: spec, Hooks: hooks}, waitMonitor{})
+}
+
+// runPoststop runs every poststop hook of p and returns the failures.
 func runPoststop(ctx context.Context, id, bundle string, p *oci.Plan, m Monitor) error {
 	r := hookRun{kind: "poststop", monitor: m, dir: bundle, env: os.Environ()}
-	state := hookState(id, bundle, specs.StateStopped, 0, p.Spec.Annotations)
+	if len(p.Hooks.Poststop) == 0 || !claimPoststop(bundle) {
+		return nil
+	}
+	state, err := json.Marshal(hookState(id, bundle, specs.StateStopped, 0, p.Spec.Annotations))
+	if err != nil {
+		return fmt.Errorf("poststop hooks: encode state: %w", err)
+	}
+	if err := hookCloexec(); err != nil {
+		return fmt.Errorf("poststop hooks: %w", err)
+	}
 	var errs []error
 	for i, h := range p.Hooks.Poststop {
-		if err := r.run(ctx, []oci.Hook{h}, state); err != nil {
-			err = fmt.Errorf("poststop hook #%d of %s: %w", i, id, err)
-			log.G(ctx).WithError(err).Warn("poststop hook failed")
-			errs = append(errs, err)
+		if err := r.runOne(ctx, h, state); err != nil {
+			errs = append(errs, fmt.Errorf("poststop hook #%d (%s) of %s: %w", i, h.Path, id, err))
 		}
 	}
 	return errors.Join(errs...)
+}
+
+// poststopMarker is made in the bundle before the poststop hooks run, so
+// they run at most once per container: the daemon's Delete and, after the
+// daemon exits, containerd's "delete" action both clean up.
+const poststopMarker = ".box-poststop-ran"
+
+// claimPoststop reports whether the poststop hooks of the bundle's
+// container are still to run, and marks them as run. A bundle that cannot
+// hold the marker does not stop them.
+func claimPoststop(bundle string) bool {
+	if bundle == "" {
+		return true
+	}
+	f, err := os.OpenFile(filepath.Join(bundle, poststopMarker), os.O_WRONLY|os.O_CREATE|os.O_EXCL|unix.O_NOFOLLOW, 0o600)
+	if err != nil {
+		return !errors.Is(err, os.ErrExist)
+	}
+	f.Close()
+	return true
 }
 
 func (c *Container) daemonHooks(kind string) hookRun {

@@ -176,7 +176,12 @@ func TestHooksAllSix(t *testing.T) {
 	if err := c.Poststop(ctx); err != nil {
 		t.Fatal(err)
 	}
+	// Neither a second call nor the delete action's cleanup after the
+	// daemon runs them again.
 	if err := c.Poststop(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if err := PoststopAfterCrash(ctx, c.ID, bundle, spec); err != nil {
 		t.Fatal(err)
 	}
 
@@ -487,6 +492,7 @@ func TestPoststopFailureNotFatal(t *testing.T) {
 	spec.Hooks = &specs.Hooks{Poststop: []specs.Hook{
 		shHook("/bin/busybox", "exit 5", 0),
 		recordHook("/bin/busybox", "poststop", dir),
+		shHook("/bin/busybox", "exit 6", 0),
 	}}
 	if _, e := runContainer(t, bundle, spec, nil); e.Status != 0 {
 		t.Fatalf("exit %d", e.Status)
@@ -494,8 +500,10 @@ func TestPoststopFailureNotFatal(t *testing.T) {
 	// runContainer destroyed the container; its poststop hooks are ours.
 	c := &Container{ID: "t", Plan: createPlan(t, bundle, spec), bundle: bundle, monitor: &testMonitor{}}
 	err := c.Poststop(context.Background())
-	if err == nil || !strings.Contains(err.Error(), "poststop hook #0") || !strings.Contains(err.Error(), "exited with status 5") {
-		t.Errorf("Poststop error %v, want hook #0's failure", err)
+	for _, want := range []string{"poststop hook #0 (/bin/busybox) of t: exited with status 5", "poststop hook #2 (/bin/busybox) of t: exited with status 6"} {
+		if err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("Poststop error %v, want %q", err, want)
+		}
 	}
 	if r := readRecord(t, dir, "poststop"); r.state.Status != specs.StateStopped {
 		t.Errorf("second poststop hook: status %q", r.state.Status)

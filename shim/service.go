@@ -370,9 +370,11 @@ func (s *service) delete(ctx context.Context, c *container) (runtime.Exit, error
 	if err := c.rt.Destroy(); err != nil {
 		errs = append(errs, err)
 	} else {
-		// The OCI poststop hooks, once; their failures are logged there
-		// and do not fail Delete.
-		_ = c.rt.Poststop(ctx)
+		// The OCI poststop hooks, once; a failure is a warning, not a
+		// failed Delete.
+		if err := c.rt.Poststop(ctx); err != nil {
+			log.G(ctx).WithError(err).WithField("id", c.id).Warn("poststop hooks failed")
+		}
 	}
 	c.io.close()
 	root := c.rt.Plan.Rootfs

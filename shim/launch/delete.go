@@ -1,6 +1,7 @@
 package launch
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"os"
@@ -11,6 +12,8 @@ import (
 	"golang.org/x/sys/unix"
 	"google.golang.org/protobuf/encoding/protowire"
 
+	"github.com/boxrt/containerd-shim-box-v1/oci"
+	"github.com/boxrt/containerd-shim-box-v1/runtime"
 	"github.com/boxrt/containerd-shim-box-v1/runtime/cgroup"
 )
 
@@ -58,6 +61,13 @@ func cleanupBundle(bundle string) (deleteResponse, error) {
 			errs = append(errs, err)
 		}
 	}
+	if st.Pid > 0 {
+		// A container was created and its daemon did not delete it: run
+		// its OCI poststop hooks, after its cgroup and before its rootfs.
+		if err := poststop(bundle); err != nil {
+			errs = append(errs, err)
+		}
+	}
 	if err := unmountRecursive(filepath.Join(bundle, "rootfs")); err != nil {
 		errs = append(errs, fmt.Errorf("unmount rootfs: %w", err))
 	}
@@ -70,6 +80,15 @@ func cleanupBundle(bundle string) (deleteResponse, error) {
 		_ = removeSocket(string(addr))
 	}
 	return resp, errors.Join(errs...)
+}
+
+// poststop runs the poststop hooks of the bundle's config.json.
+func poststop(bundle string) error {
+	spec, err := oci.Load(bundle)
+	if err != nil {
+		return fmt.Errorf("poststop hooks: %w", err)
+	}
+	return runtime.PoststopAfterCrash(context.Background(), filepath.Base(bundle), bundle, spec)
 }
 
 // deleteResponse is the task API's DeleteResponse, which the delete action
