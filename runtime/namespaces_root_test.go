@@ -125,19 +125,45 @@ func outputLines(out string) map[string]string {
 
 const nsScript = `echo pid=$$; echo uid=$(id -u); for n in user net mnt pid ipc uts; do echo $n=$(readlink /proc/self/ns/$n); done`
 
-// TestJoinUserAndNetNamespace runs a pod container: it joins the user and
-// network namespaces of a pause process by path and creates its own mount,
-// pid, ipc and uts namespaces, which must be owned by the joined user
+// TestJoinUserAndNetNamespace runs pod containers: they join namespaces of
+// a pause process by path (user+net; user+net+ipc+uts as a Kubernetes pod
+// with hostUsers: false) and create their own mount and pid namespaces (and
+// ipc, uts when not joined), which must be owned by the joined user
 // namespace (created after the join), with the container's root being the
-// pause's root (host uid 100000). An exec joins the same namespaces.
+// pause's root (host uid 100000) and the init pid 1. An exec joins the same
+// namespaces.
 func TestJoinUserAndNetNamespace(t *testing.T) {
 	testutil.RequiresRoot(t)
 	becomeSubreaper(t)
-	pause := startPause(t, unix.CLONE_NEWUSER|unix.CLONE_NEWNET)
+	for _, tc := range []struct {
+		name   string
+		pause  uintptr
+		joined []specs.LinuxNamespaceType
+	}{
+		{"user+net", unix.CLONE_NEWUSER | unix.CLONE_NEWNET, []specs.LinuxNamespaceType{specs.UserNamespace, specs.NetworkNamespace}},
+		{"pod", unix.CLONE_NEWUSER | unix.CLONE_NEWNET | unix.CLONE_NEWIPC | unix.CLONE_NEWUTS,
+			[]specs.LinuxNamespaceType{specs.UserNamespace, specs.NetworkNamespace, specs.IPCNamespace, specs.UTSNamespace}},
+	} {
+		t.Run(tc.name, func(t *testing.T) { testJoinPod(t, tc.pause, tc.joined) })
+	}
+}
+
+// procNames are the /proc/<pid>/ns names of namespace types.
+var procNames = map[specs.LinuxNamespaceType]string{
+	specs.UserNamespace: "user", specs.NetworkNamespace: "net", specs.IPCNamespace: "ipc",
+	specs.UTSNamespace: "uts", specs.MountNamespace: "mnt", specs.PIDNamespace: "pid",
+}
+
+func testJoinPod(t *testing.T, pauseFlags uintptr, joined []specs.LinuxNamespaceType) {
+	pause := startPause(t, pauseFlags)
 	bundle, spec, _ := testBundle(t, "sleep", "100")
 	ownRootfsBy(t, bundle, testHostID)
-	setNamespace(spec, specs.UserNamespace, fmt.Sprintf("/proc/%d/ns/user", pause))
-	setNamespace(spec, specs.NetworkNamespace, fmt.Sprintf("/proc/%d/ns/net", pause))
+	for _, typ := range joined {
+		setNamespace(spec, typ, fmt.Sprintf("/proc/%d/ns/%s", pause, procNames[typ]))
+		if typ == specs.UTSNamespace {
+			spec.Hostname = "" // only a new uts namespace may be named
+		}
+	}
 	// No cgroup namespace: the cgroup view is the subject of its own test.
 	spec.Mounts = slices.DeleteFunc(spec.Mounts, func(m specs.Mount) bool { return m.Type == "cgroup" })
 
@@ -147,15 +173,19 @@ func TestJoinUserAndNetNamespace(t *testing.T) {
 		t.Fatalf("exec: %v, exit %d:\n%s", err, e.Status, out)
 	}
 	got := outputLines(out)
-	for _, n := range []string{"user", "net"} {
-		if want := nsID(t, fmt.Sprintf("/proc/%d/ns/%s", pause, n)); got[n] != want {
-			t.Errorf("%s namespace %q, the pause's is %q", n, got[n], want)
-		}
-	}
 	pauseUser := ownerOf(t, fmt.Sprintf("/proc/%d/ns/net", pause))
-	for _, n := range []string{"mnt", "pid", "ipc", "uts"} {
+	for _, typ := range []specs.LinuxNamespaceType{specs.UserNamespace, specs.NetworkNamespace, specs.IPCNamespace,
+		specs.UTSNamespace, specs.MountNamespace, specs.PIDNamespace} {
+		n := procNames[typ]
+		pauseNS := nsID(t, fmt.Sprintf("/proc/%d/ns/%s", pause, n))
 		initNS := fmt.Sprintf("/proc/%d/ns/%s", c.Pid, n)
-		if got[n] != nsID(t, initNS) || got[n] == nsID(t, "/proc/self/ns/"+n) || got[n] == nsID(t, fmt.Sprintf("/proc/%d/ns/%s", pause, n)) {
+		if slices.Contains(joined, typ) {
+			if got[n] != pauseNS {
+				t.Errorf("%s namespace %q, the pause's is %q", n, got[n], pauseNS)
+			}
+			continue
+		}
+		if got[n] != nsID(t, initNS) || got[n] == nsID(t, "/proc/self/ns/"+n) || got[n] == pauseNS {
 			t.Errorf("%s namespace %q: want the init's own new one", n, got[n])
 		}
 		if owner := ownerOf(t, initNS); owner != pauseUser {
@@ -381,4 +411,41 @@ func TestCgroupfsReadonlyInUserns(t *testing.T) {
 func lastLine(s string) string {
 	lines := strings.Split(strings.TrimSpace(s), "\n")
 	return lines[len(lines)-1]
+}
+
+// TestJoinedUserNSTerminal checks a held init stage (joined user
+// namespace, new pid namespace) still gets the container's pty as its
+// controlling terminal: the holder's child is a session leader, as the
+// daemon's direct children are.
+func TestJoinedUserNSTerminal(t *testing.T) {
+	testutil.RequiresRoot(t)
+	becomeSubreaper(t)
+	pause := startPause(t, unix.CLONE_NEWUSER)
+	bundle, spec, _ := testBundle(t, "sh", "-c", "tty; stty size; echo sid=$(cut -d' ' -f6 /proc/self/stat) pid=$$")
+	ownRootfsBy(t, bundle, testHostID)
+	setNamespace(spec, specs.UserNamespace, fmt.Sprintf("/proc/%d/ns/user", pause))
+	spec.Mounts = slices.DeleteFunc(spec.Mounts, func(m specs.Mount) bool { return m.Type == "sysfs" || m.Type == "cgroup" })
+	spec.Process.Terminal = true
+	spec.Process.ConsoleSize = &specs.Box{Height: 24, Width: 132}
+	plan, err := oci.NewPlan(spec, bundle)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, err := Create(context.Background(), CreateConfig{ID: "t", Bundle: bundle, Plan: plan, Terminal: true, Monitor: &testMonitor{}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Console.Close()
+	out := readAll(c.Console)
+	if err := c.Start(); err != nil {
+		t.Fatal(err)
+	}
+	e := <-c.Exited()
+	got := <-out
+	if err := c.Destroy(); err != nil {
+		t.Error(err)
+	}
+	if e.Status != 0 || !strings.Contains(got, "/dev/pts/0") || !strings.Contains(got, "24 132") || !strings.Contains(got, "sid=1 pid=1") {
+		t.Fatalf("exit %d, terminal output:\n%s", e.Status, got)
+	}
 }
