@@ -3,20 +3,27 @@ package integration
 import (
 	"context"
 	"errors"
+	"fmt"
+	"os"
 	"slices"
 	"strconv"
+	"strings"
 	"syscall"
 	"testing"
 	"time"
 
+	"github.com/containerd/cgroups/v3"
+
 	v1stats "github.com/containerd/cgroups/v3/cgroup1/stats"
 	eventtypes "github.com/containerd/containerd/api/events"
 	"github.com/containerd/containerd/v2/client"
+	"github.com/containerd/containerd/v2/core/containers"
 	"github.com/containerd/containerd/v2/core/events"
 	"github.com/containerd/containerd/v2/pkg/oci"
 	"github.com/containerd/errdefs"
 	"github.com/containerd/typeurl/v2"
 	specs "github.com/opencontainers/runtime-spec/specs-go"
+	"golang.org/x/sys/unix"
 
 	"github.com/boxrt/containerd-shim-box-v1/integration/harness"
 )
@@ -225,4 +232,156 @@ func containerOf(ev any) string {
 		return e.ContainerID
 	}
 	return ""
+}
+
+// rootDisk is the major:minor of the whole disk the host's / is on, for blkio throttles.
+func rootDisk(t *testing.T) (int64, int64) {
+	t.Helper()
+	var st syscall.Stat_t
+	if err := syscall.Stat("/", &st); err != nil {
+		t.Fatal(err)
+	}
+	major, minor := int64(unix.Major(st.Dev)), int64(unix.Minor(st.Dev))
+	if b, err := os.ReadFile(fmt.Sprintf("/sys/dev/block/%d:%d/partition", major, minor)); err == nil {
+		n, _ := strconv.ParseInt(strings.TrimSpace(string(b)), 10, 64)
+		minor -= n
+	}
+	return major, minor
+}
+
+func i64p(v int64) *int64   { return &v }
+func u64p(v uint64) *uint64 { return &v }
+func u16p(v uint16) *uint16 { return &v }
+
+// TestResourcesCreateAndUpdate verifies, through containerd on this cgroup v1 host, that a
+// rich linux.resources reaches the container's cgroup files, that task.Update rewrites them,
+// that an Update below the container's memory usage is refused as FailedPrecondition naming
+// linux.resources.memory.limit with nothing changed, and that invalid values are refused as
+// InvalidArgument naming the field, by Update and by NewTask (leaving nothing behind).
+func TestResourcesCreateAndUpdate(t *testing.T) {
+	c := startBox(t)
+	if cgroups.Mode() == cgroups.Unified {
+		t.Skip("reads cgroup v1 files; the v2 mapping is tested in the VM (runtime/cgroup)")
+	}
+	ctx := c.Context(t)
+	major, minor := rootDisk(t)
+	dev := fmt.Sprintf("%d:%d", major, minor)
+	rich := func(_ context.Context, _ oci.Client, _ *containers.Container, s *oci.Spec) error {
+		s.Linux.Resources.Memory = &specs.LinuxMemory{Limit: i64p(64 << 20), Reservation: i64p(32 << 20), Swap: i64p(96 << 20)}
+		s.Linux.Resources.CPU = &specs.LinuxCPU{Shares: u64p(512), Quota: i64p(50000), Period: u64p(100000), Cpus: "0", Mems: "0"}
+		s.Linux.Resources.Pids = &specs.LinuxPids{Limit: i64p(64)}
+		s.Linux.Resources.BlockIO = &specs.LinuxBlockIO{
+			Weight:                u16p(500),
+			ThrottleReadBpsDevice: []specs.LinuxThrottleDevice{{LinuxBlockIODevice: specs.LinuxBlockIODevice{Major: major, Minor: minor}, Rate: 1 << 20}},
+		}
+		return nil
+	}
+	id := harness.RandID(t, "res")
+	// The child holds 8 MiB of anonymous memory, which cannot be reclaimed without swap.
+	ctr := newContainer(t, c, id, []string{"sh", "-c", `v=$(head -c 8388608 /dev/zero | tr '\0' x); sleep 1000`}, rich)
+	task, _ := startTask(t, c, ctr)
+	cg := c.CgroupPath(id)
+	check := func(when string, want [][3]string) {
+		t.Helper()
+		for _, w := range want {
+			if got := readCgroupFile(t, w[0], cg, w[1]); got != w[2] {
+				t.Errorf("%s: %s = %q, want %q", when, w[1], got, w[2])
+			}
+		}
+	}
+	check("after create", [][3]string{
+		{"memory", "memory.limit_in_bytes", "67108864"},
+		{"memory", "memory.soft_limit_in_bytes", "33554432"},
+		{"memory", "memory.memsw.limit_in_bytes", "100663296"},
+		{"cpu", "cpu.shares", "512"},
+		{"cpu", "cpu.cfs_quota_us", "50000"},
+		{"cpu", "cpu.cfs_period_us", "100000"},
+		{"cpuset", "cpuset.cpus", "0"},
+		{"pids", "pids.max", "64"},
+		{"blkio", "blkio.bfq.weight", "500"},
+		{"blkio", "blkio.throttle.read_bps_device", dev + " 1048576"},
+	})
+
+	update := func(r *specs.LinuxResources) error { return task.Update(ctx, client.WithResources(r)) }
+	if err := update(&specs.LinuxResources{
+		Memory:  &specs.LinuxMemory{Limit: i64p(128 << 20), Swap: i64p(256 << 20)},
+		CPU:     &specs.LinuxCPU{Quota: i64p(20000), Shares: u64p(256)},
+		Pids:    &specs.LinuxPids{Limit: i64p(-1)},
+		BlockIO: &specs.LinuxBlockIO{ThrottleReadBpsDevice: []specs.LinuxThrottleDevice{{LinuxBlockIODevice: specs.LinuxBlockIODevice{Major: major, Minor: minor}, Rate: 2 << 20}}},
+	}); err != nil {
+		t.Fatalf("Update: %v", err)
+	}
+	updated := [][3]string{
+		{"memory", "memory.limit_in_bytes", "134217728"},
+		{"memory", "memory.memsw.limit_in_bytes", "268435456"},
+		{"cpu", "cpu.cfs_quota_us", "20000"},
+		{"cpu", "cpu.shares", "256"},
+		{"pids", "pids.max", "max"},
+		{"blkio", "blkio.throttle.read_bps_device", dev + " 2097152"},
+	}
+	check("after Update", updated)
+
+	// Below usage: the kernel cannot reclaim the child's memory; nothing of the Update stays.
+	deadline := time.Now().Add(exitTimeout)
+	for {
+		usage, _ := strconv.ParseUint(readCgroupFile(t, "memory", cg, "memory.usage_in_bytes"), 10, 64)
+		if usage >= 8<<20 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the container never used 8 MiB (usage %d)", usage)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	err := update(&specs.LinuxResources{Pids: &specs.LinuxPids{Limit: i64p(5)}, Memory: &specs.LinuxMemory{Limit: i64p(1 << 20), Swap: i64p(1 << 20)}})
+	if !errdefs.IsFailedPrecondition(err) || !strings.Contains(err.Error(), "linux.resources.memory.limit") {
+		t.Errorf("Update below usage: %v, want FailedPrecondition naming linux.resources.memory.limit", err)
+	}
+	check("after a refused Update", updated)
+
+	for _, bad := range []struct {
+		field string
+		r     *specs.LinuxResources
+	}{
+		{"linux.resources.cpu.shares", &specs.LinuxResources{CPU: &specs.LinuxCPU{Shares: u64p(1 << 20)}}},
+		{"linux.resources.cpu.quota", &specs.LinuxResources{CPU: &specs.LinuxCPU{Quota: i64p(10)}}},
+		{"linux.resources.memory.limit", &specs.LinuxResources{Memory: &specs.LinuxMemory{Limit: i64p(-7)}}},
+		{"linux.resources.unified", &specs.LinuxResources{Unified: map[string]string{"memory.high": "max"}}},
+		{`linux.resources.unified["../cgroup.procs"]`, &specs.LinuxResources{Unified: map[string]string{"../cgroup.procs": "1"}}},
+		{"linux.resources.devices[0].type", &specs.LinuxResources{Devices: []specs.LinuxDeviceCgroup{{Type: "q", Access: "rwm"}}}},
+		{"linux.resources.devices[0].access", &specs.LinuxResources{Devices: []specs.LinuxDeviceCgroup{{Type: "c", Access: "rwx"}}}},
+	} {
+		err := update(bad.r)
+		if !errdefs.IsInvalidArgument(err) || !strings.Contains(err.Error(), bad.field) {
+			t.Errorf("Update with bad %s: %v, want InvalidArgument naming it", bad.field, err)
+		}
+	}
+	check("after refused bad input", updated)
+
+	// Bad input at create: the error names the field and nothing is left behind.
+	for _, bad := range []struct {
+		name, field string
+		opt         oci.SpecOpts
+	}{
+		{"device-type", "linux.resources.devices", func(_ context.Context, _ oci.Client, _ *containers.Container, s *oci.Spec) error {
+			s.Linux.Resources.Devices = append(s.Linux.Resources.Devices, specs.LinuxDeviceCgroup{Allow: true, Type: "z", Access: "r"})
+			return nil
+		}},
+		{"cgroups-path-escape", "linux.cgroupsPath", oci.WithCgroup(c.CgroupPath("x") + "/../../../escape")},
+		{"pids", "linux.resources.pids.limit", oci.WithPidsLimit(-5)},
+		{"unified-on-v1", "linux.resources.unified", func(_ context.Context, _ oci.Client, _ *containers.Container, s *oci.Spec) error {
+			s.Linux.Resources.Unified = map[string]string{"memory.high": "max"}
+			return nil
+		}},
+	} {
+		t.Run(bad.name, func(t *testing.T) {
+			id := harness.RandID(t, "badres")
+			ctr := newContainer(t, c, id, []string{"true"}, bad.opt)
+			_, _, err := newTask(t, c, ctr)
+			requireCreateFailed(t, c, id, err, bad.field)
+			if !errdefs.IsInvalidArgument(err) {
+				t.Errorf("NewTask: %v, want InvalidArgument", err)
+			}
+		})
+	}
 }

@@ -70,3 +70,43 @@ func TestExecStageNeedsConstructor(t *testing.T) {
 		t.Errorf("exit %d, sent %q", code, sent)
 	}
 }
+
+// runInitStage runs this test binary as "init" with env and returns its
+// exit code and stderr.
+func runInitStage(t *testing.T, env ...string) (int, string) {
+	t.Helper()
+	cmd := exec.Command(os.Args[0], "init")
+	cmd.Env = env
+	var stderr strings.Builder
+	cmd.Stderr = &stderr
+	err := cmd.Run()
+	var ee *exec.ExitError
+	if errors.As(err, &ee) {
+		return ee.ExitCode(), stderr.String()
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	return 0, stderr.String()
+}
+
+// TestNsholdRefusesMalformed checks the holder's strict parsing: a
+// malformed _BOX_NSHOLD or _BOX_USERNS_HOLD stops the process before the Go
+// runtime starts, whatever the rest says (bad descriptors, flags that are
+// not one namespace, a join of a namespace also created, too many joins).
+func TestNsholdRefusesMalformed(t *testing.T) {
+	for _, v := range []string{"", "x", "3", "3,", "3,0x", "2,0x0", "3,0x1", "3,0x0,4", "3,0x0,4:", "3,0x0,4:0x3",
+		"3,0x0,3:0x40000000", "3,0x40000000,4:0x40000000", "3,0x0,4:0x40000000,", "3,0x0,4:0x40000000x",
+		"3,0x0,4:0x8000000,5:0x8000000,6:0x8000000,7:0x8000000,8:0x8000000,9:0x8000000,10:0x8000000,11:0x8000000,12:0x8000000"} {
+		code, stderr := runInitStage(t, nsHoldEnv+"="+v)
+		if code != 120 || !strings.Contains(stderr, "malformed "+nsHoldEnv) {
+			t.Errorf("%s=%q: exit %d, stderr %q; want 120 and a malformed error", nsHoldEnv, v, code, stderr)
+		}
+	}
+	for _, v := range []string{"", "x", "2", "3,", "-3"} {
+		code, stderr := runInitStage(t, usernsHoldEnv+"="+v)
+		if code != 120 || !strings.Contains(stderr, "malformed "+usernsHoldEnv) {
+			t.Errorf("%s=%q: exit %d, stderr %q; want 120 and a malformed error", usernsHoldEnv, v, code, stderr)
+		}
+	}
+}

@@ -9,6 +9,8 @@ import (
 	"os/signal"
 	"path/filepath"
 	goruntime "runtime"
+	"strconv"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -165,7 +167,7 @@ func newTaskHarness(t *testing.T) *taskHarness {
 	}
 	ctx := namespaces.WithNamespace(context.Background(), "box-fuzz")
 	sweepFuzzCgroups(t)
-	parent := fmt.Sprintf("/%s%d", fuzzCgroupPrefix, rand.Uint32())
+	parent := fmt.Sprintf("/%s%d-%d", fuzzCgroupPrefix, os.Getpid(), rand.Uint32())
 	spec, err := coci.GenerateSpec(ctx, nil, &containers.Container{ID: fuzzTaskID},
 		coci.WithRootFSPath(root), coci.WithProcessArgs("sleep", "30"), coci.WithCgroup(parent+"/"+fuzzTaskID))
 	if err != nil {
@@ -206,21 +208,22 @@ func newTaskHarness(t *testing.T) *taskHarness {
 	return h
 }
 
-// fuzzCgroupPrefix names the cgroup parents of FuzzTaskSequence.
+// fuzzCgroupPrefix names the cgroup parents of FuzzTaskSequence:
+// <prefix><pid of the test process>-<random>.
 const fuzzCgroupPrefix = "box-test-fuzztask-"
 
-// sweepFuzzCgroups removes the cgroup parents of earlier inputs that never
-// reached their cleanup (the fuzzing engine stops a worker mid-input when
-// the time is up): those of this test only (fuzzCgroupPrefix), older than
-// two minutes (another worker's current input is younger) and without a
-// process left.
+// sweepFuzzCgroups removes the cgroup parents that earlier inputs left when
+// they never reached their cleanup (the fuzzing engine stops a worker
+// mid-input when the time is up): those of this test only
+// (fuzzCgroupPrefix), whose test process is gone and that hold no process.
 func sweepFuzzCgroups(t *testing.T) {
 	dirs, _ := filepath.Glob("/sys/fs/cgroup/*/" + fuzzCgroupPrefix + "*")
 	v2, _ := filepath.Glob("/sys/fs/cgroup/" + fuzzCgroupPrefix + "*")
 	for _, d := range append(dirs, v2...) {
-		var st unix.Stat_t
-		if unix.Stat(d, &st) != nil || time.Since(time.Unix(st.Mtim.Unix())) < 2*time.Minute {
-			continue
+		owner, _, _ := strings.Cut(strings.TrimPrefix(filepath.Base(d), fuzzCgroupPrefix), "-")
+		pid, err := strconv.Atoi(owner)
+		if err != nil || unix.Kill(pid, 0) == nil {
+			continue // not ours, or its test process still runs
 		}
 		procs, _ := filepath.Glob(d + "/*/cgroup.procs")
 		busy := false

@@ -86,8 +86,8 @@ func detachProgram(fd int, id ebpf.ProgramID) error {
 	return nil
 }
 
-// DeviceProgramCount returns how many device programs are attached to the v2 cgroup at
-// cgroupsPath itself (for tests and diagnostics).
+// deviceProgramCount returns how many device programs are attached to the v2 cgroup
+// directory dir itself, not inherited ones (for tests).
 func deviceProgramCount(dir string) (int, error) {
 	fd, err := unix.Open(dir, unix.O_DIRECTORY|unix.O_RDONLY|unix.O_CLOEXEC, 0)
 	if err != nil {

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"syscall"
@@ -75,7 +76,7 @@ func TestV1AllFields(t *testing.T) {
 		},
 		Pids: &specs.LinuxPids{Limit: ptr(int64(0))},
 		BlockIO: &specs.LinuxBlockIO{
-			Weight:                ptr(uint16(500)),
+			Weight:                  ptr(uint16(500)),
 			ThrottleReadBpsDevice:   []specs.LinuxThrottleDevice{{LinuxBlockIODevice: specs.LinuxBlockIODevice{Major: major, Minor: minor}, Rate: 1 << 20}},
 			ThrottleWriteBpsDevice:  []specs.LinuxThrottleDevice{{LinuxBlockIODevice: specs.LinuxBlockIODevice{Major: major, Minor: minor}, Rate: 2 << 20}},
 			ThrottleReadIOPSDevice:  []specs.LinuxThrottleDevice{{LinuxBlockIODevice: specs.LinuxBlockIODevice{Major: major, Minor: minor}, Rate: 100}},
@@ -302,4 +303,41 @@ func memcgCount(t *testing.T) int {
 		}
 	}
 	return -1
+}
+
+// TestV1DeviceUpdateByDifference checks an Update of the device rules of a v1 cgroup reaches
+// the list the rules describe when only the difference is written, and that unchanged rules
+// leave the list as it is.
+func TestV1DeviceUpdateByDifference(t *testing.T) {
+	requireV1(t)
+	p := testParent(t) + "/c1"
+	cg, err := New(p, testResources())
+	if err != nil {
+		t.Fatalf("New: %v", err)
+	}
+	deny := specs.LinuxDeviceCgroup{Allow: false, Access: "rwm"}
+	rule := func(major int64, minor *int64, access string) specs.LinuxDeviceCgroup {
+		return specs.LinuxDeviceCgroup{Allow: true, Type: "c", Major: ptr(major), Minor: minor, Access: access}
+	}
+	for _, tc := range []struct {
+		rules []specs.LinuxDeviceCgroup
+		want  []string
+	}{
+		{[]specs.LinuxDeviceCgroup{deny, rule(1, ptr(int64(3)), "rwm")}, []string{"c 1:3 rwm"}},
+		{[]specs.LinuxDeviceCgroup{deny, rule(1, ptr(int64(3)), "r"), rule(136, nil, "rwm"), rule(1, ptr(int64(5)), "rw")}, []string{"c 1:3 r", "c 136:* rwm", "c 1:5 rw"}},
+		{[]specs.LinuxDeviceCgroup{deny, rule(1, ptr(int64(5)), "rw")}, []string{"c 1:5 rw"}},
+	} {
+		if err := cg.Update(&specs.LinuxResources{Devices: tc.rules}); err != nil {
+			t.Fatalf("Update: %v", err)
+		}
+		got := strings.Split(readFile(t, "devices", p, "devices.list"), "\n")
+		slices.Sort(got)
+		slices.Sort(tc.want)
+		if !slices.Equal(got, tc.want) {
+			t.Errorf("devices.list = %q; want %q", got, tc.want)
+		}
+	}
+	if err := cg.Delete(); err != nil {
+		t.Fatal(err)
+	}
 }

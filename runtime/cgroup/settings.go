@@ -493,6 +493,10 @@ func deviceRule(d specs.LinuxDeviceCgroup) string {
 	return fmt.Sprintf("%s %s:%s %s", d.Type, num(d.Major), num(d.Minor), d.Access)
 }
 
+// devicesV1 writes the device rules. When the cgroup already has a default-deny list and the
+// rules are the usual "deny all, then allow these", it writes only the difference (allow what
+// is new, deny what is gone), as runc does: rewriting from "deny all" would, for a moment,
+// deny a running container every device, and CRI sends the device rules with every Update.
 func (p *planner) devicesV1(r *specs.LinuxResources) error {
 	if len(r.Devices) == 0 {
 		return nil
@@ -500,7 +504,19 @@ func (p *planner) devicesV1(r *specs.LinuxResources) error {
 	if err := p.need("devices", "devices.allow", "devices"); err != nil {
 		return err
 	}
-	for i, d := range normalizeDevices(r.Devices) {
+	rules := normalizeDevices(r.Devices)
+	if cur, err := p.h.read("devices", "devices.list"); err == nil {
+		if allow, deny, ok := deviceDiff(cur, rules); ok {
+			for _, l := range allow {
+				p.add("devices", "devices.allow", l, "devices")
+			}
+			for _, l := range deny {
+				p.add("devices", "devices.deny", l, "devices")
+			}
+			return nil
+		}
+	}
+	for i, d := range rules {
 		file := "devices.deny"
 		if d.Allow {
 			file = "devices.allow"
@@ -508,6 +524,76 @@ func (p *planner) devicesV1(r *specs.LinuxResources) error {
 		p.add("devices", file, deviceRule(d), fmt.Sprintf("devices[%d]", i))
 	}
 	return nil
+}
+
+// deviceDiff computes the writes that turn the v1 devices.list cur into the list rules give,
+// when both are default-deny lists: cur is not "a *:* rwm", and rules are a deny of everything
+// followed by allows of specific types. Entries are keyed by "type major:minor" with their
+// access letters, as the kernel keeps them. ok is false when the shortcut does not apply.
+func deviceDiff(cur string, rules []specs.LinuxDeviceCgroup) (allow, deny []string, ok bool) {
+	if len(rules) == 0 || rules[0].Allow || deviceRule(rules[0]) != "a *:* rwm" {
+		return nil, nil, false
+	}
+	want := map[string]string{}
+	var order []string
+	for _, d := range rules[1:] {
+		if !d.Allow || d.Type == "a" {
+			return nil, nil, false
+		}
+		line := deviceRule(d)
+		key := line[:strings.LastIndexByte(line, ' ')]
+		if _, seen := want[key]; !seen {
+			order = append(order, key)
+		}
+		want[key] = mergeAccess(want[key], d.Access)
+	}
+	have := map[string]string{}
+	var haveOrder []string
+	for _, l := range strings.Split(cur, "\n") {
+		if l == "" {
+			continue
+		}
+		i := strings.LastIndexByte(l, ' ')
+		if i < 0 || strings.HasPrefix(l, "a ") {
+			return nil, nil, false // default-allow ("a *:* rwm"), or not a list we know
+		}
+		haveOrder = append(haveOrder, l[:i])
+		have[l[:i]] = mergeAccess(have[l[:i]], l[i+1:])
+	}
+	for _, k := range order {
+		if add := minusAccess(want[k], have[k]); add != "" {
+			allow = append(allow, k+" "+add)
+		}
+	}
+	for _, k := range haveOrder {
+		if drop := minusAccess(have[k], want[k]); drop != "" {
+			deny = append(deny, k+" "+drop)
+			have[k] = want[k] // a key listed twice is denied once
+		}
+	}
+	return allow, deny, true
+}
+
+// mergeAccess is the union of two access strings, in r, w, m order.
+func mergeAccess(a, b string) string {
+	var out []byte
+	for _, c := range []byte("rwm") {
+		if strings.IndexByte(a, c) >= 0 || strings.IndexByte(b, c) >= 0 {
+			out = append(out, c)
+		}
+	}
+	return string(out)
+}
+
+// minusAccess is the letters of a that b lacks, in r, w, m order.
+func minusAccess(a, b string) string {
+	var out []byte
+	for _, c := range []byte("rwm") {
+		if strings.IndexByte(a, c) >= 0 && strings.IndexByte(b, c) < 0 {
+			out = append(out, c)
+		}
+	}
+	return string(out)
 }
 
 // planV2 turns r into the writes for a v2 cgroup, in the order they are made: memory first,

@@ -307,3 +307,34 @@ func TestFitMemoryV2(t *testing.T) {
 		t.Errorf("a limit above usage: %v", err)
 	}
 }
+
+// TestDeviceDiffV1 checks an Update of v1 device rules on a default-deny list writes only the
+// difference (never "deny all", which would briefly deny a running container every device),
+// nothing when the rules are unchanged, and falls back to writing every rule otherwise.
+func TestDeviceDiffV1(t *testing.T) {
+	rules := func(extra ...specs.LinuxDeviceCgroup) *specs.LinuxResources {
+		return &specs.LinuxResources{Devices: append([]specs.LinuxDeviceCgroup{{Allow: false, Access: "rwm"}}, extra...)}
+	}
+	null := specs.LinuxDeviceCgroup{Allow: true, Type: "c", Major: ptr(int64(1)), Minor: ptr(int64(3)), Access: "rwm"}
+	nullR := specs.LinuxDeviceCgroup{Allow: true, Type: "c", Major: ptr(int64(1)), Minor: ptr(int64(3)), Access: "r"}
+	pts := specs.LinuxDeviceCgroup{Allow: true, Type: "c", Major: ptr(int64(136)), Access: "rwm"}
+	files := func(list string) dirReader {
+		return fakeCgroup(t, map[string]string{"devices/devices.list": list, "devices/devices.allow": "", "devices/devices.deny": ""})
+	}
+	for _, tc := range []struct {
+		name, list string
+		r          *specs.LinuxResources
+		want       []string
+	}{
+		{"unchanged", "c 1:3 rwm\nc 136:* rwm", rules(null, pts), nil},
+		{"narrowed and widened", "c 1:3 rwm", rules(nullR, pts), []string{"devices/devices.allow=c 136:* rwm", "devices/devices.deny=c 1:3 wm"}},
+		{"removed", "c 1:3 rwm\nc 136:* rwm", rules(null), []string{"devices/devices.deny=c 136:* rwm"}},
+		{"from default-allow", "a *:* rwm", rules(null), []string{"devices/devices.deny=a *:* rwm", "devices/devices.allow=c 1:3 rwm"}},
+		{"not deny-all first", "c 1:3 rwm", &specs.LinuxResources{Devices: []specs.LinuxDeviceCgroup{null}}, []string{"devices/devices.allow=c 1:3 rwm"}},
+	} {
+		got, err := planV1(tc.r, files(tc.list))
+		if err != nil || !slices.Equal(writes(got), tc.want) {
+			t.Errorf("%s: %q, %v; want %q", tc.name, writes(got), err, tc.want)
+		}
+	}
+}

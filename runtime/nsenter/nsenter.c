@@ -85,9 +85,7 @@ static void fail(int syncfd, const char *what, int err) {
 	int n = snprintf(buf, sizeof buf,
 		"{\"type\":\"error\",\"error\":\"nsenter: %s: %s\",\"kind\":\"%s\"}",
 		what, err ? strerror(err) : "invalid", errno_kind(err));
-	if (syncfd >= 0 && n > 0 && n < (int)sizeof buf)
-		(void)send(syncfd, buf, (size_t)n, MSG_NOSIGNAL);
-	else
+	if (syncfd < 0 || n <= 0 || n >= (int)sizeof buf || send(syncfd, buf, (size_t)n, MSG_NOSIGNAL) < 0)
 		fprintf(stderr, "containerd-shim-box-v1: nsenter: %s: %s\n", what, strerror(err));
 	_exit(EXIT_NSENTER);
 }
@@ -219,8 +217,9 @@ static void hold_mode(const char *spec) {
 	struct join js[MAX_JOINS];
 	int n = 0;
 	const char *s = spec;
-	int bad = parse_int(&s, 10, &syncfd) || syncfd < 3 || parse_hex(&s, ',', &unshare_flags) ||
-		(unshare_flags & ~(long)ALL_NS);
+	size_t len = strlen(spec);
+	int bad = (len && spec[len - 1] == ',') || parse_int(&s, 10, &syncfd) || syncfd < 3 ||
+		parse_hex(&s, ',', &unshare_flags) || (unshare_flags & ~(long)ALL_NS);
 	while (!bad && *s) {
 		if (n == MAX_JOINS) {
 			bad = 1;
@@ -282,7 +281,7 @@ static void hold_mode(const char *spec) {
 static void userns_hold_mode(const char *spec) {
 	long fd = -1;
 	const char *s = spec;
-	if (parse_int(&s, 10, &fd) || fd < 3 || *s)
+	if (strchr(spec, ',') || parse_int(&s, 10, &fd) || fd < 3 || *s)
 		fail(-1, "malformed " USERNS_HOLD_ENV, EINVAL);
 	(void)prctl(PR_SET_DUMPABLE, 0, 0, 0, 0);
 	char c;

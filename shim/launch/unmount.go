@@ -14,14 +14,9 @@ import (
 // same, but links the API types and their image-spec and digest packages,
 // whose initialisation this binary would pay on every run.)
 func unmountRecursive(target string) error {
-	var st unix.Statx_t
-	err := unix.Statx(unix.AT_FDCWD, target, unix.AT_SYMLINK_NOFOLLOW|unix.AT_NO_AUTOMOUNT, 0, &st)
-	if errors.Is(err, unix.ENOENT) {
-		return nil
-	}
-	if err == nil && st.Attributes_mask&unix.STATX_ATTR_MOUNT_ROOT != 0 && st.Attributes&unix.STATX_ATTR_MOUNT_ROOT == 0 {
-		// Not a mount point, the common case after a clean daemon exit:
-		// no need to read the host's whole mountinfo.
+	if mounted, err := IsMountPoint(target); err == nil && !mounted {
+		// The common case after a clean daemon exit: no need to read
+		// the host's whole mountinfo.
 		return nil
 	}
 	mounts, err := mountinfo.GetMounts(mountinfo.PrefixFilter(target))
@@ -37,4 +32,22 @@ func unmountRecursive(target string) error {
 		}
 	}
 	return errors.Join(errs...)
+}
+
+// IsMountPoint reports whether path is the root of a mount (statx
+// STATX_ATTR_MOUNT_ROOT, without reading mountinfo). A missing path is not
+// one. It fails where the kernel does not report the attribute.
+func IsMountPoint(path string) (bool, error) {
+	var st unix.Statx_t
+	err := unix.Statx(unix.AT_FDCWD, path, unix.AT_SYMLINK_NOFOLLOW|unix.AT_NO_AUTOMOUNT, 0, &st)
+	if errors.Is(err, unix.ENOENT) {
+		return false, nil
+	}
+	if err != nil {
+		return false, err
+	}
+	if st.Attributes_mask&unix.STATX_ATTR_MOUNT_ROOT == 0 {
+		return false, fmt.Errorf("statx %s: no mount-root attribute: %w", path, unix.ENOTSUP)
+	}
+	return st.Attributes&unix.STATX_ATTR_MOUNT_ROOT != 0, nil
 }
