@@ -3,6 +3,7 @@ package runtime
 import (
 	"context"
 	"fmt"
+	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -223,10 +224,30 @@ func TestJoinMountNamespace(t *testing.T) {
 		t.Fatal(err)
 	}
 	bundle, spec, _ := testBundle(t, "cat", "/hidden/marker")
-	cmd := exec.Command("unshare", "--mount="+nsFile, "--propagation", "private", "sh", "-c",
-		"mount -t tmpfs tmpfs "+hidden+" && echo secret > "+hidden+"/marker")
-	if out, err := cmd.CombinedOutput(); err != nil {
-		t.Fatalf("unshare: %v: %s", err, out)
+	// A shell in a new mount namespace mounts the tmpfs (privately, so it
+	// stays there) and waits; its namespace is kept by a bind mount of its
+	// file, as "ip netns" or "unshare --mount=FILE" keep one.
+	cmd := exec.Command("/bin/sh", "-c", "mount --make-rprivate / && mount -t tmpfs tmpfs "+hidden+
+		" && echo secret > "+hidden+"/marker && echo ready && read x")
+	cmd.SysProcAttr = &syscall.SysProcAttr{Cloneflags: unix.CLONE_NEWNS}
+	stdin, err := cmd.StdinPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	stdout, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer func() { stdin.Close(); cmd.Wait() }()
+	ready := make([]byte, 6)
+	if _, err := io.ReadFull(stdout, ready); err != nil || string(ready) != "ready\n" {
+		t.Fatalf("mount namespace holder: %q, %v", ready, err)
+	}
+	if err := unix.Mount(fmt.Sprintf("/proc/%d/ns/mnt", cmd.Process.Pid), nsFile, "", unix.MS_BIND, ""); err != nil {
+		t.Fatal(err)
 	}
 	t.Cleanup(func() { unix.Unmount(nsFile, unix.MNT_DETACH) })
 	if _, err := os.Stat(filepath.Join(hidden, "marker")); err == nil {
