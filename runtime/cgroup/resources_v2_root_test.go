@@ -230,6 +230,27 @@ func TestV2DeviceFilterReplaced(t *testing.T) {
 	if code := exitOf(t, fresh, "echo x >/dev/null"); code != 0 {
 		t.Fatalf("/dev/null not writable (exit %d)", code)
 	}
+
+	// Negative control: with the old programs left attached (stacked), the checks above fail:
+	// two programs, and /dev/zero stays denied by the old one after an Update allows it.
+	stackDeviceFilters = true
+	t.Cleanup(func() { stackDeviceFilters = false })
+	if err := fresh.Update(&specs.LinuxResources{Devices: withZero}); err != nil {
+		t.Fatalf("stacked Update: %v", err)
+	}
+	if n, err := deviceProgramCount(dir); err != nil || n != 2 {
+		t.Errorf("negative control: %d device programs, %v; want 2 when stacked", n, err)
+	}
+	if code := exitOf(t, fresh, readZero); code == 0 {
+		t.Error("negative control: /dev/zero readable though the old filter, which denies it, is still attached")
+	}
+	stackDeviceFilters = false
+	if err := fresh.Update(&specs.LinuxResources{Devices: withZero}); err != nil {
+		t.Fatalf("Update after the control: %v", err)
+	}
+	if n, err := deviceProgramCount(dir); err != nil || n != 1 {
+		t.Errorf("after the control: %d device programs, %v; want 1 (both stacked ones replaced)", n, err)
+	}
 }
 
 // TestV2Updates checks, on a cgroup with a process using memory: a limit below usage is refused
