@@ -10,6 +10,7 @@ import (
 	"syscall"
 	"testing"
 
+	v1stats "github.com/containerd/cgroups/v3/cgroup1/stats"
 	"github.com/containerd/errdefs"
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 )
@@ -339,5 +340,43 @@ func TestV1DeviceUpdateByDifference(t *testing.T) {
 	}
 	if err := cg.Delete(); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// TestV1Stats checks Stats reports the counters a busy v1 cgroup must have: CPU time (total,
+// per CPU, user), memory usage and RSS, pids current and limit, and the throttle counters of
+// the blkio controller's present (possibly empty) stat.
+func TestV1Stats(t *testing.T) {
+	requireV1(t)
+	p := testParent(t) + "/c1"
+	cg, err := New(p, testResources())
+	if err != nil {
+		t.Fatalf("New: %v", err)
+	}
+	cmd, ready := startChild(t)
+	if err := cg.Add(cmd.Process.Pid); err != nil {
+		t.Fatal(err)
+	}
+	ready() // the child allocates after the move, so its memory is charged here
+	st, err := cg.Stats()
+	if err != nil {
+		t.Fatalf("Stats: %v", err)
+	}
+	m := st.(*v1stats.Metrics)
+	for name, v := range map[string]uint64{
+		"cpu.usage.total":  m.CPU.GetUsage().GetTotal(),
+		"cpu.usage.percpu": uint64(len(m.CPU.GetUsage().GetPerCPU())),
+		"memory.usage":     m.Memory.GetUsage().GetUsage(),
+		"memory.limit":     m.Memory.GetUsage().GetLimit(),
+		"memory.total_rss": m.Memory.GetTotalRSS(),
+		"pids.current":     m.Pids.GetCurrent(),
+		"pids.limit":       m.Pids.GetLimit(),
+	} {
+		if v == 0 {
+			t.Errorf("%s = 0; want > 0", name)
+		}
+	}
+	if m.Blkio == nil {
+		t.Error("blkio stats missing")
 	}
 }
