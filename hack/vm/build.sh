@@ -11,9 +11,12 @@
 # module root (runtime, runtime/rootfs, ...). The skip regexp may not contain spaces; use it for
 # tests that cannot pass in the VM, with the reason in hack/vm/README.md. The entry "containerd"
 # is a box container lifecycle through containerd + ctr (CONTAINERD_VERSION, built static from
-# the module proxy into $VM_OUT/containerd) and the box shim: hack/vm/containerd-test.sh.
+# the module proxy into $VM_OUT/containerd) and the box shim: hack/vm/containerd-test.sh. The
+# entry "attacks" is the attack tests of the integration package with the same containerd and
+# shim: hack/vm/attacks-test.sh.
 # VM_MODULES: module paths below lib/modules/<release>/kernel, without .ko (default overlayfs).
-# VM_TEST_TIMEOUT: -test.timeout of each binary inside the VM (default 4m).
+# VM_TEST_TIMEOUT: -test.timeout of each binary inside the VM (default 4m); VM_ATTACKS_TIMEOUT
+# that of the attack tests, which run as one test (default 7m).
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 
@@ -21,6 +24,7 @@ VM_OUT=${VM_OUT:-_output/vm}
 VM_TESTS=${VM_TESTS:-runtime runtime/cgroup runtime/rootfs runtime/process}
 VM_MODULES=${VM_MODULES:-fs/overlayfs/overlay}
 VM_TEST_TIMEOUT=${VM_TEST_TIMEOUT:-4m}
+VM_ATTACKS_TIMEOUT=${VM_ATTACKS_TIMEOUT:-7m}
 CONTAINERD_VERSION=${CONTAINERD_VERSION:-v2.4.2}
 CD=github.com/containerd/containerd/v2
 KDIR=$VM_OUT/kernel
@@ -58,12 +62,31 @@ build_containerd() {
 	install -m 0755 hack/vm/containerd-test.sh "$VM_OUT/bin/containerd.test"
 }
 
+# attacks entry: the integration package's test binary (static), of which
+# hack/vm/attacks-test.sh (as attacks.test) runs the ^TestAttack tests with containerd + ctr and
+# the shim of build_containerd, and the attacker binary the tests bind-mount into containers.
+build_attacks() {
+	[ -n "${containerd_built:-}" ] || build_containerd
+	containerd_built=1
+	echo "vm-build: integration (attack tests, CGO_ENABLED=0) and the attacker"
+	mkdir -p "$VM_OUT/integration"
+	CGO_ENABLED=0 go test -c -o "$VM_OUT/integration/integration.test" -ldflags "-s -w" ./integration
+	go run ./integration/cmd/mkattacker "$VM_OUT/integration/attacker"
+	install -m 0755 hack/vm/attacks-test.sh "$VM_OUT/bin/attacks.test"
+}
+
 for entry in $VM_TESTS; do
 	pkg=${entry%%:*} skip=""
 	[[ "$entry" == *:* ]] && skip=${entry#*:}
 	if [ "$pkg" = containerd ]; then
-		build_containerd
+		[ -n "${containerd_built:-}" ] || build_containerd
+		containerd_built=1
 		echo "containerd $VM_TEST_TIMEOUT $skip" >>"$VM_OUT/tests.list"
+		continue
+	fi
+	if [ "$pkg" = attacks ]; then
+		build_attacks
+		echo "attacks $VM_ATTACKS_TIMEOUT $skip" >>"$VM_OUT/tests.list"
 		continue
 	fi
 	pkg=${pkg#./}
@@ -101,9 +124,13 @@ mknod -m 600 "$STAGE/dev/console" c 5 1
 mknod -m 666 "$STAGE/dev/null" c 1 3
 install -m 0755 hack/vm/init "$STAGE/init"
 cp "$VM_OUT"/bin/*.test "$STAGE/tests/bin/"
-if grep -q '^containerd ' "$VM_OUT/tests.list"; then
+if grep -q '^attacks ' "$VM_OUT/tests.list"; then
+	mkdir -p "$STAGE/tests/integration"
+	cp "$VM_OUT"/integration/{integration.test,attacker} "$STAGE/tests/integration/"
+fi
+if grep -qE '^(containerd|attacks) ' "$VM_OUT/tests.list"; then
 	mkdir -p "$STAGE/tests/containerd/bin"
-	cp "$VM_OUT"/containerd/bin/{containerd,ctr,containerd-shim-box-v1} "$STAGE/tests/containerd/bin/"
+	cp "$VM_OUT"/containerd/bin/{containerd,ctr,containerd-shim-box-v1,containerd-shim-box-v1-daemon} "$STAGE/tests/containerd/bin/"
 	cp "$VM_OUT/containerd/busybox.tar" "$STAGE/tests/containerd/"
 fi
 cp "$VM_OUT/tests.list" "$STAGE/tests/list"
