@@ -328,8 +328,8 @@ func checkUnified(r *specs.LinuxResources) error {
 }
 
 // checkDeviceRules checks linux.resources.devices: type "a", "b", "c" or unset (all),
-// major and minor a number or unset/-1 (any), access a combination of r, w and m without
-// repeats (unset means all three).
+// major and minor a number or unset/-1 (any), access a non-empty combination of r, w and m
+// without repeats (runc refuses an empty access too).
 func checkDeviceRules(r *specs.LinuxResources) error {
 	for i, d := range r.Devices {
 		f := fmt.Sprintf("devices[%d]", i)
@@ -343,6 +343,9 @@ func checkDeviceRules(r *specs.LinuxResources) error {
 		}
 		if d.Minor != nil && (*d.Minor < -1 || *d.Minor > maxMinor) {
 			return resErr(f+".minor", "%d is neither a device minor number nor -1 (any)", *d.Minor)
+		}
+		if d.Access == "" {
+			return resErr(f+".access", "is empty (runc refuses it too); give a combination of r, w and m")
 		}
 		for j, c := range d.Access {
 			if !strings.ContainsRune("rwm", c) || strings.ContainsRune(d.Access[:j], c) {

@@ -124,6 +124,7 @@ func TestCheckResourcesInvalid(t *testing.T) {
 		{"linux.resources.devices[0].type", specs.LinuxResources{Devices: []specs.LinuxDeviceCgroup{{Type: "cb", Access: "r"}}}},
 		{"linux.resources.devices[0].access", specs.LinuxResources{Devices: []specs.LinuxDeviceCgroup{{Type: "c", Access: "rx"}}}},
 		{"linux.resources.devices[0].access", specs.LinuxResources{Devices: []specs.LinuxDeviceCgroup{{Type: "c", Access: "rr"}}}},
+		{"linux.resources.devices[0].access", specs.LinuxResources{Devices: []specs.LinuxDeviceCgroup{{Type: "c"}}}},
 		{"linux.resources.devices[0].major", specs.LinuxResources{Devices: []specs.LinuxDeviceCgroup{{Type: "c", Major: ptr(int64(-2)), Access: "r"}}}},
 		{"linux.resources.devices[0].minor", specs.LinuxResources{Devices: []specs.LinuxDeviceCgroup{{Type: "c", Minor: ptr(int64(1 << 20)), Access: "r"}}}},
 	} {
@@ -233,7 +234,7 @@ func FuzzResources(f *testing.F) {
 			}
 		}
 		for _, d := range r.Devices {
-			if !strings.Contains("abc", d.Type) || len(d.Type) > 1 || strings.Trim(d.Access, "rwm") != "" {
+			if !strings.Contains("abc", d.Type) || len(d.Type) > 1 || d.Access == "" || strings.Trim(d.Access, "rwm") != "" {
 				t.Fatalf("accepted device rule %+v", d)
 			}
 		}
