@@ -40,7 +40,14 @@ func mountCgroup(root *os.File, m oci.Mount) error {
 	}
 	defer target.Close()
 	if st.Type == unix.CGROUP2_SUPER_MAGIC {
-		if err := unix.Mount("cgroup2", fdPath(target), "cgroup2", m.Flags, m.Data); err != nil {
+		err := unix.Mount("cgroup2", fdPath(target), "cgroup2", m.Flags, m.Data)
+		if errors.Is(err, unix.EPERM) {
+			// A user namespace without a cgroup namespace of its own may
+			// not mount cgroup2; as runc does, bind instead (the
+			// container's own cgroup only, as the v1 view does).
+			err = bindOwnCgroup2(root, m)
+		}
+		if err != nil {
 			return fmt.Errorf("mount cgroup2 on %s: %w", m.Destination, err)
 		}
 		return nil
@@ -49,6 +56,38 @@ func mountCgroup(root *os.File, m oci.Mount) error {
 		return fmt.Errorf("mount cgroup on %s: %w", m.Destination, err)
 	}
 	return nil
+}
+
+// bindOwnCgroup2 bind-mounts the caller's cgroup2 directory on
+// m.Destination with m's flags (read-only there when oci made it so:
+// CVE-2023-25809).
+func bindOwnCgroup2(root *os.File, m oci.Mount) error {
+	binds, err := cgroupV1Binds()
+	if err != nil {
+		return err
+	}
+	if len(binds) != 1 {
+		return fmt.Errorf("find the container's cgroup2 directory: %d candidates", len(binds))
+	}
+	target, err := pathrs.OpenatInRoot(root, m.Destination)
+	if err != nil {
+		return err
+	}
+	err = unix.Mount(binds[0].source, fdPath(target), "", unix.MS_BIND|unix.MS_REC, "")
+	target.Close()
+	if err != nil {
+		return fmt.Errorf("bind %s: %w", binds[0].source, err)
+	}
+	flags := m.Flags & (unix.MS_RDONLY | unix.MS_NOSUID | unix.MS_NODEV | unix.MS_NOEXEC)
+	if flags == 0 {
+		return nil
+	}
+	top, err := pathrs.OpenatInRoot(root, m.Destination)
+	if err != nil {
+		return err
+	}
+	defer top.Close()
+	return remountBind(top, flags)
 }
 
 // cgroupBind is one hierarchy of the v1 view: the host directory of the
