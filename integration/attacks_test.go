@@ -48,7 +48,7 @@ type attackScale struct {
 	window   time.Duration // a CPU usage measurement
 	storm    time.Duration // the negative-dentry storm
 	bomb     time.Duration // the dentry bomb must end (OOM or limit) within this
-	request  time.Duration // one request
+	request  time.Duration // one request: B is not served if a request takes longer
 	// noCPULimitRound also measures the fork bomb without a CPU quota (reported, not bounded;
 	// left out in the VM for time).
 	noCPULimitRound bool
@@ -69,7 +69,7 @@ func scale() attackScale {
 			forkBombP99: 3}
 	}
 	return attackScale{samples: 1000, attempts: 3, ready: 30 * time.Second, window: 3 * time.Second,
-		storm: 5 * time.Second, bomb: time.Minute, request: 2 * time.Second, cycles: 30, cycleWorkers: 1,
+		storm: 5 * time.Second, bomb: time.Minute, request: 5 * time.Second, cycles: 30, cycleWorkers: 1,
 		forkBombP99: 1.5, noCPULimitRound: true}
 }
 
@@ -234,9 +234,11 @@ func TestAttacks(t *testing.T) {
 		{"MemoryHog", attackMemoryHog},
 		{"CPUHog", attackCPUHog},
 	} {
-		start := time.Now()
-		t.Run(a.name, func(t *testing.T) { a.run(t, e) })
-		t.Logf("%s took %v", a.name, time.Since(start).Round(100*time.Millisecond))
+		t.Run(a.name, func(t *testing.T) {
+			start := time.Now()
+			defer func() { t.Logf("%s took %v", a.name, time.Since(start).Round(100*time.Millisecond)) }()
+			a.run(t, e)
+		})
 	}
 }
 
