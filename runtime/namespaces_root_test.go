@@ -470,3 +470,99 @@ func TestJoinedUserNSTerminal(t *testing.T) {
 		t.Fatalf("exit %d, terminal output:\n%s", e.Status, got)
 	}
 }
+
+// TestUserNamespaceSetgroups checks setgroups handling in user namespaces:
+// with maps the runtime writes (new user namespace, or a pod's made by a
+// privileged runtime) setgroups stays allowed and the process gets its
+// additionalGids; in a joined namespace whose creator denied setgroups the
+// process keeps no group of the daemon's, and additionalGids fail Create
+// as an invalid argument instead of being silently dropped. (Checked by
+// hand: without the holder's setgroups(0, NULL) the "denied" case shows the
+// daemon's groups 4242 4243 as 65534 65534 and fails.)
+func TestUserNamespaceSetgroups(t *testing.T) {
+	testutil.RequiresRoot(t)
+	becomeSubreaper(t)
+	const script = "cat /proc/self/setgroups; grep Groups: /proc/self/status"
+	run := func(t *testing.T, joinPath string, gids []uint32) (string, error) {
+		bundle, spec, _ := testBundle(t, "sh", "-c", script)
+		ownRootfsBy(t, bundle, testHostID)
+		setNamespace(spec, specs.UserNamespace, joinPath)
+		if joinPath == "" {
+			spec.Linux.UIDMappings = []specs.LinuxIDMapping{{ContainerID: 0, HostID: testHostID, Size: 65536}}
+			spec.Linux.GIDMappings = []specs.LinuxIDMapping{{ContainerID: 0, HostID: testHostID, Size: 65536}}
+		}
+		spec.Mounts = slices.DeleteFunc(spec.Mounts, func(m specs.Mount) bool { return m.Type == "sysfs" || m.Type == "cgroup" })
+		spec.Process.User.AdditionalGids = gids
+		if len(gids) > 0 && strings.Contains(t.Name(), "denied") {
+			// Create must fail; nothing to run.
+			plan, err := oci.NewPlan(spec, bundle)
+			if err != nil {
+				t.Fatal(err)
+			}
+			c, err := Create(context.Background(), CreateConfig{ID: "t", Bundle: bundle, Plan: plan, Monitor: &testMonitor{}})
+			if err == nil {
+				c.Signal(unix.SIGKILL)
+				<-c.Exited()
+				c.Destroy()
+			}
+			return "", err
+		}
+		out, e := runContainer(t, bundle, spec, nil)
+		if e.Status != 0 {
+			t.Fatalf("exit %d: %s", e.Status, out)
+		}
+		return out, nil
+	}
+	t.Run("new userns", func(t *testing.T) {
+		out, err := run(t, "", []uint32{5, 6})
+		if err != nil || !strings.HasPrefix(out, "allow") || !strings.Contains(out, "Groups:\t5 6") {
+			t.Fatalf("err %v, output %q; want allow and groups 5 6", err, out)
+		}
+	})
+	t.Run("joined, setgroups allowed", func(t *testing.T) {
+		pause := startPauseSetgroups(t, true)
+		out, err := run(t, fmt.Sprintf("/proc/%d/ns/user", pause), []uint32{5})
+		if err != nil || !strings.HasPrefix(out, "allow") || !strings.Contains(out, "Groups:\t5") {
+			t.Fatalf("err %v, output %q; want allow and group 5", err, out)
+		}
+	})
+	t.Run("joined, setgroups denied", func(t *testing.T) {
+		// Give the daemon (this test) supplementary groups the container
+		// must not inherit (setgroups(2) is process-wide in Go).
+		old, err := syscall.Getgroups()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := syscall.Setgroups([]int{4242, 4243}); err != nil {
+			t.Fatal(err)
+		}
+		defer syscall.Setgroups(old)
+		pause := startPauseSetgroups(t, false)
+		out, err := run(t, fmt.Sprintf("/proc/%d/ns/user", pause), nil)
+		if err != nil || !strings.HasPrefix(out, "deny") || strings.TrimSpace(strings.TrimPrefix(lastLine(out), "Groups:")) != "" {
+			t.Fatalf("err %v, output %q; want deny and no groups", err, out)
+		}
+		_, err = run(t, fmt.Sprintf("/proc/%d/ns/user", pause), []uint32{5})
+		if !errdefs.IsInvalidArgument(err) || !strings.Contains(err.Error(), "additionalGids") {
+			t.Fatalf("err %v; want an invalid argument naming additionalGids", err)
+		}
+	})
+}
+
+// startPauseSetgroups is startPause with a user namespace whose setgroups
+// is allowed or denied.
+func startPauseSetgroups(t *testing.T, allow bool) int {
+	t.Helper()
+	cmd := exec.Command("/bin/sleep", "1000")
+	cmd.SysProcAttr = &syscall.SysProcAttr{
+		Cloneflags:                 unix.CLONE_NEWUSER,
+		UidMappings:                []syscall.SysProcIDMap{{ContainerID: 0, HostID: testHostID, Size: 65536}},
+		GidMappings:                []syscall.SysProcIDMap{{ContainerID: 0, HostID: testHostID, Size: 65536}},
+		GidMappingsEnableSetgroups: allow,
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
+	return cmd.Process.Pid
+}
