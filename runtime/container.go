@@ -79,6 +79,9 @@ type Container struct {
 	poststopOnce sync.Once
 	// filter is linux.seccomp compiled, for the init and every exec.
 	filter *seccomp.Program
+	// notify is where the filter's listeners go, when it has NOTIFY rules
+	// (seccompnotify.go).
+	notify *notifyTarget
 }
 
 // Exited receives the init process's exit exactly once.
@@ -122,6 +125,7 @@ func Create(ctx context.Context, cfg CreateConfig) (_ *Container, retErr error) 
 	if err != nil {
 		return nil, err
 	}
+	notify := notifyTargetOf(p.Spec.Linux.Seccomp, filter)
 	// From here on the container holds the compiled program, not the
 	// profile (tens of KiB of strings per container in a grouped daemon).
 	p = planWithoutSeccomp(p)
@@ -146,7 +150,7 @@ func Create(ctx context.Context, cfg CreateConfig) (_ *Container, retErr error) 
 	extra, idmapFDs := stageFiles(trees)
 	defer closeFiles(extra...)
 
-	c := &Container{ID: cfg.ID, Plan: p, Cgroup: cg, sync: parent, pidfd: -1, bundle: cfg.Bundle, monitor: cfg.Monitor, filter: filter}
+	c := &Container{ID: cfg.ID, Plan: p, Cgroup: cg, sync: parent, pidfd: -1, bundle: cfg.Bundle, monitor: cfg.Monitor, filter: filter, notify: notify}
 	err = c.spawn(cfg, exe, child, extra)
 	child.Close()
 	if err != nil {
@@ -202,6 +206,9 @@ func (c *Container) awaitSetup(ctx context.Context, terminal bool) (*os.File, er
 		if err := c.serveHooks(ctx, c.sync); err != nil {
 			return nil, err
 		}
+	}
+	if err := c.awaitListener(ctx, c.sync, c.pidfd, c.Pid, specs.StateCreating); err != nil {
+		return nil, err
 	}
 	return awaitReady(c.sync, terminal, "container init")
 }

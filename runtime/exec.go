@@ -134,7 +134,12 @@ func (c *Container) Exec(ctx context.Context, cfg ProcessConfig) (_ *Process, re
 		Personality: c.Plan.Spec.Linux.Personality, MemoryPolicy: c.Plan.Spec.Linux.MemoryPolicy}); err != nil {
 		return nil, fmt.Errorf("send config to exec %s: %w", cfg.ID, err)
 	}
-	console, err := awaitReady(parent, plan.Terminal, "exec "+cfg.ID)
+	// With NOTIFY rules the listener comes first (seccompnotify.go).
+	err = c.awaitListener(ctx, parent, p.pidfd, p.Pid, specs.StateRunning)
+	var console *os.File
+	if err == nil {
+		console, err = awaitReady(parent, plan.Terminal, "exec "+cfg.ID)
+	}
 	if errors.Is(err, errEOF) {
 		killed = true
 		return nil, fmt.Errorf("%w (exit status %d)", err, p.kill().Status)

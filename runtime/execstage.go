@@ -73,7 +73,7 @@ func runExec(conn *syncConn) error {
 		defer f.Close()
 		master = int(f.Fd())
 	}
-	ex, err := process.PrepareCompiled(plan, filter)
+	ex, err := process.PrepareNotify(plan, filter, listenerSender(conn))
 	if err != nil {
 		return err
 	}

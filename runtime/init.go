@@ -78,7 +78,7 @@ func runInit(conn *syncConn) error {
 		return err
 	}
 	hooks := stageHooks{conn: conn, cfg: m.Config, plan: plan}
-	ex, master, err := prepare(plan, filter, m.Config.Terminal, hooks.beforePivot)
+	ex, master, err := prepare(plan, filter, m.Config.Terminal, hooks.beforePivot, listenerSender(conn))
 	if err != nil {
 		return err
 	}
@@ -112,7 +112,10 @@ func runInit(conn *syncConn) error {
 // devpts, when asked), hostname, sysctls, readonly and masked paths, then
 // the process's credentials (process.Prepare). It returns the pty master
 // when there is a terminal.
-func prepare(p *oci.Plan, filter *seccomp.Program, terminal bool, beforePivot func() error) (_ *process.Exec, master *os.File, retErr error) {
+//
+// A filter with NOTIFY rules is loaded by process.PrepareNotify, which hands
+// its listener to listener.
+func prepare(p *oci.Plan, filter *seccomp.Program, terminal bool, beforePivot func() error, listener func(fd int) error) (_ *process.Exec, master *os.File, retErr error) {
 	if err := rootfs.PrepareWith(p, beforePivot); err != nil {
 		return nil, nil, fmt.Errorf("prepare rootfs: %w", err)
 	}
@@ -142,7 +145,7 @@ func prepare(p *oci.Plan, filter *seccomp.Program, terminal bool, beforePivot fu
 	if err := rootfs.Finalize(p); err != nil {
 		return nil, nil, fmt.Errorf("finalize rootfs: %w", err)
 	}
-	ex, err := process.PrepareCompiled(p.Process, filter)
+	ex, err := process.PrepareNotify(p.Process, filter, listener)
 	if err != nil {
 		return nil, nil, err
 	}

@@ -23,6 +23,10 @@ package runtime
 //	  |                                              |  container's /dev/ptmx], hostname,
 //	  |                                              |  masked/readonly paths, rlimits,
 //	  |                                              |  user, capabilities, cwd
+//	  |                                              |  [NOTIFY rules: seccomp filter]
+//	  |<-- seccomp-listener {listenerFd} ------------|  [only with NOTIFY rules]
+//	  |  pidfd_getfd; to linux.seccomp.listenerPath: |
+//	  |  ContainerProcessState + SCM_RIGHTS          |
 //	  |<-- ready [+ pty master]  |  error {message, kind}
 //	  |  (Create returns the pid)                    |  blocks reading fd 3
 //	  |--- start ----------------------------------->|
@@ -39,9 +43,19 @@ package runtime
 //	  |                                              |  [error datagram + exit 120]
 //	  |--- exec-config {process} ------------------->|  Go runtime starts
 //	  |                                              |  [pty], rlimits, user, caps, cwd
+//	  |<-- seccomp-listener {listenerFd} ------------|  [only with NOTIFY rules]
+//	  |  (forwarded to the agent as for init)        |
 //	  |<-- ready [+ pty master]  |  error -----------|
 //	  |--- start ----------------------------------->|  execve
 //	  |<-- EOF  |  error ----------------------------|
+//
+// A filter with SCMP_ACT_NOTIFY rules is loaded before "ready" (without
+// no_new_privs where it always is; with it as the last step of the setup,
+// as runc does) and the stage at once writes the listener's fd number; the
+// daemon copies the fd out of the stage with pidfd_getfd, as runc does, so
+// the stage makes only a write(2) after the load before the agent can
+// answer (NOTIFY on write is refused at compile time) and need not wait.
+// The stage's copy is close-on-exec (seccompnotify.go).
 //
 // The daemon never sends config before the child is in its cgroup, so every
 // process the container creates is accounted. EOF before "ready" means the
@@ -80,6 +94,9 @@ const (
 	// spec has such hooks.
 	msgHooks     msgType = "hooks"
 	msgHooksDone msgType = "hooks-done"
+	// msgSeccompListener (stage → daemon) carries the number of the seccomp
+	// listener fd in the stage (ListenerFD), for linux.seccomp.listenerPath.
+	msgSeccompListener msgType = "seccomp-listener"
 )
 
 // message is the one datagram type exchanged on the sync socket.
@@ -102,6 +119,8 @@ type message struct {
 	// Pid is set on the namespace holder's msgReady: the init stage it
 	// forked (namespaces.go).
 	Pid int `json:"pid,omitempty"`
+	// ListenerFD is set on msgSeccompListener.
+	ListenerFD int `json:"listenerFd,omitempty"`
 	// Error and Kind are set on msgError. Kind is the errdefs class name so
 	// the daemon can classify the failure for containerd.
 	Error string `json:"error,omitempty"`

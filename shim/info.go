@@ -78,10 +78,11 @@ func Features() *features.Features {
 			NetDevices:   &features.NetDevices{Enabled: &t},
 			Seccomp: &features.Seccomp{
 				Enabled: &t,
-				// NOTIFY is refused until the listener fd is forwarded.
+				// NOTIFY's listener goes to linux.seccomp.listenerPath
+				// (runtime/seccompnotify.go).
 				Actions: []string{
 					"SCMP_ACT_ALLOW", "SCMP_ACT_ERRNO", "SCMP_ACT_KILL", "SCMP_ACT_KILL_PROCESS",
-					"SCMP_ACT_KILL_THREAD", "SCMP_ACT_LOG", "SCMP_ACT_TRACE", "SCMP_ACT_TRAP",
+					"SCMP_ACT_KILL_THREAD", "SCMP_ACT_LOG", "SCMP_ACT_NOTIFY", "SCMP_ACT_TRACE", "SCMP_ACT_TRAP",
 				},
 				Operators: []string{
 					"SCMP_CMP_EQ", "SCMP_CMP_GE", "SCMP_CMP_GT", "SCMP_CMP_LE", "SCMP_CMP_LT",

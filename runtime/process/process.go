@@ -77,8 +77,25 @@ func Prepare(p *oci.ProcessPlan) (*Exec, error) {
 // PrepareCompiled is Prepare with the process's seccomp filter already
 // compiled (nil: none), in place of p.Seccomp. The daemon compiles a
 // container's profile once, to refuse a bad one before anything runs, and
-// the stages only load the program it sends them.
+// the stages only load the program it sends them. A filter with
+// NeedsListener needs PrepareNotify.
 func PrepareCompiled(p *oci.ProcessPlan, filter *seccomp.Program) (*Exec, error) {
+	return PrepareNotify(p, filter, nil)
+}
+
+// PrepareNotify is PrepareCompiled for a filter that may have
+// SCMP_ACT_NOTIFY rules (filter.NeedsListener): such a filter is loaded
+// before PrepareNotify returns, in either case (without no_new_privs at the
+// usual point; with it as the last step, after the PATH lookup, as runc
+// does), and listener is called with its listener fd right after the load,
+// so the seccomp agent can answer before any notified syscall of the setup
+// that follows waits for it. The fd stays open (close-on-exec) until
+// execve: the daemon takes its own copy with pidfd_getfd when it reads the
+// number, and the stage need not wait for it.
+func PrepareNotify(p *oci.ProcessPlan, filter *seccomp.Program, listener func(fd int) error) (*Exec, error) {
+	if filter != nil && filter.NeedsListener && listener == nil {
+		return nil, fmt.Errorf("linux.seccomp: %s rules need the listener handed to the daemon: %w", "SCMP_ACT_NOTIFY", errdefs.ErrInvalidArgument)
+	}
 	if err := setRlimits(p.Rlimits); err != nil {
 		return nil, err
 	}
@@ -112,7 +129,7 @@ func PrepareCompiled(p *oci.ProcessPlan, filter *seccomp.Program) (*Exec, error)
 		// Without no_new_privs, loading a filter needs CAP_SYS_ADMIN: load
 		// it while the thread still has every capability. The rest of the
 		// setup then runs under it, as it does with runc.
-		if err := loadSeccomp(filter); err != nil {
+		if err := loadAndHandOff(filter, listener); err != nil {
 			return nil, err
 		}
 		filter = nil
@@ -133,7 +150,28 @@ func PrepareCompiled(p *oci.ProcessPlan, filter *seccomp.Program) (*Exec, error)
 	if err != nil {
 		return nil, err
 	}
+	if filter != nil && filter.NeedsListener {
+		// The daemon needs the listener before the stage reports ready, so
+		// with no_new_privs the filter goes on here rather than in Run.
+		if err := loadAndHandOff(filter, listener); err != nil {
+			return nil, err
+		}
+		filter = nil
+	}
 	return &Exec{Path: path, Argv: p.Args, Env: env, filter: filter}, nil
+}
+
+// loadAndHandOff loads filter and, when it made a listener, passes the
+// listener's number to listener.
+func loadAndHandOff(filter *seccomp.Program, listener func(fd int) error) error {
+	fd, err := loadSeccomp(filter)
+	if err != nil || fd < 0 {
+		return err
+	}
+	if err := listener(fd); err != nil {
+		return fmt.Errorf("hand the seccomp listener to the daemon: %w", err)
+	}
+	return nil
 }
 
 // Run marks every file descriptor above stderr close-on-exec and execve's
@@ -152,7 +190,7 @@ func (e *Exec) Run() error {
 	if e.filter != nil {
 		// With no_new_privs the filter goes on as late as possible, so
 		// it constrains only the container's program.
-		if err := loadSeccomp(e.filter); err != nil {
+		if _, err := loadSeccomp(e.filter); err != nil {
 			return err
 		}
 	}
