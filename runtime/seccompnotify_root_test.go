@@ -8,6 +8,7 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -160,27 +161,32 @@ func notifyMkdir(path string) *specs.LinuxSeccomp {
 // mkdirScript says whether mkdir succeeded and whether the directory is
 // there ("made absent" is only possible when the agent answered), then
 // whether the process holds a seccomp listener (it must not: it could
-// answer its own notifications).
+// answer its own notifications). ls's complaints about the pipe's fds that
+// the shell closes meanwhile are dropped.
 const mkdirScript = "mkdir /tmp/d 2>/dev/null && echo made || echo failed; test -d /tmp/d && echo exists || echo absent; " +
-	"ls -l /proc/$$/fd | grep -q 'seccomp notify' && echo leaked || echo clean"
+	"ls -l /proc/$$/fd 2>/dev/null | grep -q 'seccomp notify' && echo leaked || echo clean"
 
 // TestSeccompNotify runs a container whose profile notifies on mkdir, with
-// and without no_new_privs (the filter is loaded at two different points):
+// and without no_new_privs (the filter is loaded at two different points),
+// and in a user namespace (the daemon takes the listener across it):
 // the agent gets the listener and the container process state while the
 // container is created, and fakes mkdir's success, which the container
 // sees. Negative control: the same profile with ERRNO instead of NOTIFY
 // makes mkdir fail, and no profile makes the directory.
 func TestSeccompNotify(t *testing.T) {
 	testutil.RequiresRoot(t)
-	for _, nnp := range []bool{true, false} {
-		name := "privileged"
-		if nnp {
-			name = "nnp"
-		}
+	for _, tc := range []struct {
+		name        string
+		nnp, userns bool
+	}{{"nnp", true, false}, {"privileged", false, false}, {"userns", false, true}} {
+		name := tc.name
 		t.Run(name, func(t *testing.T) {
 			a := startAgent(t)
 			bundle, spec, _ := testBundle(t, "sh", "-c", mkdirScript)
-			spec.Process.NoNewPrivileges = nnp
+			spec.Process.NoNewPrivileges = tc.nnp
+			if tc.userns {
+				inUserNamespace(t, bundle, spec)
+			}
 			spec.Linux.Seccomp = notifyMkdir(a.path)
 			spec.Annotations = map[string]string{"box.test": "notify"}
 			var pid int
@@ -222,6 +228,30 @@ func TestSeccompNotify(t *testing.T) {
 			}
 		}
 	})
+}
+
+// inUserNamespace gives spec a user namespace whose root is host uid
+// 100000, which owns the rootfs (as TestUserNamespace).
+func inUserNamespace(t *testing.T, bundle string, spec *specs.Spec) {
+	t.Helper()
+	for d := bundle; d != "/tmp" && d != "/"; d = filepath.Dir(d) {
+		if err := os.Chmod(d, 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	err := filepath.Walk(filepath.Join(bundle, "rootfs"), func(p string, _ os.FileInfo, err error) error {
+		if err != nil {
+			return err
+		}
+		return os.Lchown(p, 100000, 100000)
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	spec.Linux.Namespaces = append(spec.Linux.Namespaces, specs.LinuxNamespace{Type: specs.UserNamespace})
+	spec.Linux.UIDMappings = []specs.LinuxIDMapping{{ContainerID: 0, HostID: 100000, Size: 65536}}
+	spec.Linux.GIDMappings = []specs.LinuxIDMapping{{ContainerID: 0, HostID: 100000, Size: 65536}}
+	spec.Mounts = slices.DeleteFunc(spec.Mounts, func(m specs.Mount) bool { return m.Type == "sysfs" || m.Type == "cgroup" })
 }
 
 // TestSeccompNotifyExec checks that an exec gets the container's filter and
