@@ -493,7 +493,7 @@ func TestUserNamespaceSetgroups(t *testing.T) {
 		}
 		spec.Mounts = slices.DeleteFunc(spec.Mounts, func(m specs.Mount) bool { return m.Type == "sysfs" || m.Type == "cgroup" })
 		spec.Process.User.AdditionalGids = gids
-		if len(gids) > 0 && strings.Contains(t.Name(), "denied") {
+		if len(gids) > 0 && gids[0] != 0 && strings.Contains(t.Name(), "denied") {
 			// Create must fail; nothing to run.
 			plan, err := oci.NewPlan(spec, bundle)
 			if err != nil {
@@ -545,6 +545,11 @@ func TestUserNamespaceSetgroups(t *testing.T) {
 		_, err = run(t, fmt.Sprintf("/proc/%d/ns/user", pause), []uint32{5})
 		if !errdefs.IsInvalidArgument(err) || !strings.Contains(err.Error(), "additionalGids") {
 			t.Fatalf("err %v; want an invalid argument naming additionalGids", err)
+		}
+		// containerd lists the process's own gid among additionalGids:
+		// that one it has without setgroups.
+		if out, err := run(t, fmt.Sprintf("/proc/%d/ns/user", pause), []uint32{0}); err != nil || !strings.HasPrefix(out, "deny") {
+			t.Fatalf("own gid as additional gid: err %v, output %q", err, out)
 		}
 	})
 }

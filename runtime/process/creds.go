@@ -62,9 +62,12 @@ func setIdentity(id oci.Identity) error {
 	}
 	if setgroupsDenied() {
 		// The daemon cleared the groups before the namespace was joined;
-		// only additional ones cannot be had here.
-		if len(id.AdditionalGids) > 0 {
-			return fmt.Errorf("process.user.additionalGids %v: the container's user namespace denies setgroups: %w", id.AdditionalGids, errdefs.ErrInvalidArgument)
+		// only additional ones cannot be had here. The process's own gid
+		// (containerd lists it among them) it has anyway.
+		for _, g := range id.AdditionalGids {
+			if g != id.GID {
+				return fmt.Errorf("process.user.additionalGids %v: the container's user namespace denies setgroups: %w", id.AdditionalGids, errdefs.ErrInvalidArgument)
+			}
 		}
 	} else if err := setgroups(id.AdditionalGids); err != nil {
 		return fmt.Errorf("setgroups %v: %w", id.AdditionalGids, err)
