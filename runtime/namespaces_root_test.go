@@ -571,3 +571,26 @@ func startPauseSetgroups(t *testing.T, allow bool) int {
 	t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
 	return cmd.Process.Pid
 }
+
+// TestJoinTimeNamespace joins, by path, the time namespace of a container
+// made with a boottime offset of a day: the joining container (held: time
+// can only be joined single-threaded) sees the same clock.
+func TestJoinTimeNamespace(t *testing.T) {
+	testutil.RequiresRoot(t)
+	becomeSubreaper(t)
+	bundle, spec, _ := testBundle(t, "sleep", "100")
+	setNamespace(spec, specs.TimeNamespace, "")
+	spec.Linux.TimeOffsets = map[string]specs.LinuxTimeOffset{"boottime": {Secs: 86400}}
+	first, _ := createStarted(t, bundle, spec)
+
+	bundle, spec, _ = testBundle(t, "cat", "/proc/uptime")
+	setNamespace(spec, specs.TimeNamespace, fmt.Sprintf("/proc/%d/ns/time", first.Pid))
+	out, e := runContainer(t, bundle, spec, nil)
+	host, err := os.ReadFile("/proc/uptime")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if d := uptime(t, out) - uptime(t, string(host)); e.Status != 0 || d < 86400-60 || d > 86400+60 {
+		t.Fatalf("exit %d, uptime inside %q, host %q: want a day more", e.Status, out, host)
+	}
+}
