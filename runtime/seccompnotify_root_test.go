@@ -178,7 +178,14 @@ func TestSeccompNotify(t *testing.T) {
 	for _, tc := range []struct {
 		name        string
 		nnp, userns bool
-	}{{"nnp", true, false}, {"privileged", false, false}, {"userns", false, true}} {
+		flags       []specs.LinuxSeccompFlag
+	}{
+		{"nnp", true, false, nil},
+		{"privileged", false, false, nil},
+		{"userns", false, true, nil},
+		// Linux 5.19: the listener's process waits killably.
+		{"wait killable", true, false, []specs.LinuxSeccompFlag{specs.LinuxSeccompFlagWaitKillableRecv}},
+	} {
 		name := tc.name
 		t.Run(name, func(t *testing.T) {
 			a := startAgent(t)
@@ -188,6 +195,7 @@ func TestSeccompNotify(t *testing.T) {
 				inUserNamespace(t, bundle, spec)
 			}
 			spec.Linux.Seccomp = notifyMkdir(a.path)
+			spec.Linux.Seccomp.Flags = tc.flags
 			spec.Annotations = map[string]string{"box.test": "notify"}
 			var pid int
 			out, e := runContainerWith(t, bundle, spec, CreateConfig{ID: "notify-" + name}, func(c *Container) {
