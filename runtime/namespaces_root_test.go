@@ -262,25 +262,34 @@ func TestJoinMountNamespace(t *testing.T) {
 }
 
 // TestTimeOffsets checks linux.timeOffsets: a container with boottime
-// +86400 s sees an uptime a day longer than the host's, and monotonic
-// +3600 s shifts CLOCK_MONOTONIC; for a container whose namespaces are
-// made directly and for one that joins a user namespace (held). Execs see
-// the same clocks.
+// +86400 s sees an uptime a day longer than the host's, and its init's
+// timens_offsets hold monotonic +3600 s; without a user namespace, in a joined
+// one and in a new one (the time namespace owned by it). Execs see the
+// same clocks.
 func TestTimeOffsets(t *testing.T) {
 	testutil.RequiresRoot(t)
 	becomeSubreaper(t)
-	for _, held := range []bool{false, true} {
-		t.Run(fmt.Sprintf("held=%v", held), func(t *testing.T) {
+	for _, userns := range []string{"none", "joined", "new"} {
+		t.Run("userns="+userns, func(t *testing.T) {
 			bundle, spec, _ := testBundle(t, "sleep", "100")
 			setNamespace(spec, specs.TimeNamespace, "")
 			spec.Linux.TimeOffsets = map[string]specs.LinuxTimeOffset{
 				"boottime":  {Secs: 86400},
 				"monotonic": {Secs: 3600, Nanosecs: 5},
 			}
-			if held {
+			switch userns {
+			case "joined":
 				pause := startPause(t, unix.CLONE_NEWUSER)
-				ownRootfsBy(t, bundle, testHostID)
 				setNamespace(spec, specs.UserNamespace, fmt.Sprintf("/proc/%d/ns/user", pause))
+			case "new":
+				// The holder unshares the user namespace and the daemon
+				// writes its maps before the rest is created in it.
+				setNamespace(spec, specs.UserNamespace, "")
+				spec.Linux.UIDMappings = []specs.LinuxIDMapping{{ContainerID: 0, HostID: testHostID, Size: 65536}}
+				spec.Linux.GIDMappings = []specs.LinuxIDMapping{{ContainerID: 0, HostID: testHostID, Size: 65536}}
+			}
+			if userns != "none" {
+				ownRootfsBy(t, bundle, testHostID)
 				spec.Mounts = slices.DeleteFunc(spec.Mounts, func(m specs.Mount) bool { return m.Type == "cgroup" || m.Type == "sysfs" })
 			}
 			c, mon := createStarted(t, bundle, spec)
@@ -298,6 +307,14 @@ func TestTimeOffsets(t *testing.T) {
 			}
 			if !strings.Contains(out, "monotonic") || !strings.Contains(out, "3600") {
 				t.Errorf("init's timens_offsets lack monotonic 3600:\n%s", out)
+			}
+			// The time namespace belongs to the container's user namespace.
+			var user unix.Stat_t
+			if err := unix.Stat(fmt.Sprintf("/proc/%d/ns/user", c.Pid), &user); err != nil {
+				t.Fatal(err)
+			}
+			if owner := ownerOf(t, fmt.Sprintf("/proc/%d/ns/time", c.Pid)); owner != user.Ino {
+				t.Errorf("time namespace owned by user namespace %d, the init's is %d", owner, user.Ino)
 			}
 		})
 	}
