@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"math/rand/v2"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -280,6 +281,23 @@ func TestCreateContainerHookNoRoundTrip(t *testing.T) {
 }
 
 // pidAlive reports whether a process with pid exists (and is not a zombie).
+// sleepers lists the live processes running "sleep <secs>".
+func sleepers(secs int) []int {
+	want := fmt.Sprintf("sleep\x00%d\x00", secs)
+	var pids []int
+	ents, _ := os.ReadDir("/proc")
+	for _, e := range ents {
+		pid, err := strconv.Atoi(e.Name())
+		if err != nil {
+			continue
+		}
+		if b, err := os.ReadFile(fmt.Sprintf("/proc/%d/cmdline", pid)); err == nil && string(b) == want && pidAlive(pid) {
+			pids = append(pids, pid)
+		}
+	}
+	return pids
+}
+
 func pidAlive(pid int) bool {
 	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
 	if err != nil {
@@ -345,9 +363,13 @@ func TestHookFailureFailsCreate(t *testing.T) {
 			dir := hookDir(t, spec)
 			// The init's pid comes from the state on stdin; the hook
 			// leaves a child behind that holds its output open.
+			// A createContainer hook runs in the container's pid
+			// namespace, where $! means nothing on the host: its child
+			// is found by a sleep time no other process uses.
+			secs := 3600 + rand.IntN(100000)
 			fail := shHook("/bin/busybox", fmt.Sprintf(`grep -o '"pid":[0-9]*' | cut -d: -f2 > %s/init.pid
-sleep 60 & echo $! > %s/bg.pid
-echo boom >&2; exit 7`, dir, dir), 0)
+sleep %d & echo $! > %s/bg.pid
+echo boom >&2; exit 7`, dir, secs, dir), 0)
 			h := &specs.Hooks{Poststop: []specs.Hook{recordHook("/bin/busybox", "poststop", dir)}}
 			switch kind {
 			case "prestart":
@@ -370,9 +392,11 @@ echo boom >&2; exit 7`, dir, dir), 0)
 			}
 			bg := readPid(t, filepath.Join(dir, "bg.pid"))
 			switch {
-			case kind == "createContainer" && pidAlive(bg):
-				t.Errorf("the createContainer hook's child %d outlived the failed Create", bg)
-			case kind != "createContainer":
+			case kind == "createContainer":
+				if pids := sleepers(secs); len(pids) > 0 {
+					t.Errorf("the createContainer hook's child (host pids %v) outlived the failed Create", pids)
+				}
+			default:
 				// A child of a runtime-side hook is not the container's:
 				// like runc, box leaves it alone. End it here.
 				unix.Kill(bg, unix.SIGKILL)
