@@ -77,10 +77,9 @@ client-suite: build tools
 # root tests of VM_TESTS run inside it and are reported as subtests of integration/vm
 # (hack/vm/README.md). Entries are "<package>[:<-test.skip regexp>]"; the default leaves out
 # what cannot pass yet, with the reasons in hack/vm/README.md. VM_TESTS_ALL is everything.
-# "attacks" (integration/attacks_test.go on v2, ~3-5 min under TCG) is left out of the default
-# for make check's time budget: sudo make vm-test VM_TESTS=attacks.
+# "attacks" is integration/attacks_test.go on v2 with the VM's containerd (~3 min under TCG).
 VM_TESTS_ALL := runtime runtime/cgroup runtime/rootfs runtime/process containerd attacks
-VM_TESTS     ?= runtime runtime/cgroup runtime/rootfs:TestPrepareFinalize runtime/process containerd
+VM_TESTS     ?= runtime runtime/cgroup runtime/rootfs:TestPrepareFinalize runtime/process containerd attacks
 .PHONY: vm-test
 vm-test:
 	VM_TESTS="$(VM_TESTS)" CONTAINERD_VERSION=$(CONTAINERD_VERSION) hack/vm/run.sh $(OUTPUT)/vm-test.log
