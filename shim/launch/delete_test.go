@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -79,5 +80,24 @@ func TestUnmountRecursive(t *testing.T) {
 	}
 	if len(mounts) != 0 {
 		t.Fatalf("left mounted: %v", mounts)
+	}
+}
+
+// TestDaemonPathFromPATH: a shim copied elsewhere on its own (containerd's
+// runtime path may name any copy) finds the daemon on PATH.
+func TestDaemonPathFromPATH(t *testing.T) {
+	dir := t.TempDir()
+	daemon := filepath.Join(dir, DaemonBinary)
+	if err := os.WriteFile(daemon, []byte("#!/bin/sh\n"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	t.Setenv("PATH", dir)
+	got, err := DaemonPath()
+	if err != nil || got != daemon {
+		t.Fatalf("DaemonPath() = %q, %v; want %q from PATH", got, err, daemon)
+	}
+	t.Setenv("PATH", t.TempDir())
+	if _, err := DaemonPath(); err == nil || !strings.Contains(err.Error(), "must be installed beside") {
+		t.Fatalf("without a daemon: %v, want an error saying where it must be", err)
 	}
 }

@@ -7,8 +7,8 @@
 // times (start, the init stage, delete), so that binary links only this
 // package and the runtime: no ttrpc, gRPC or task API, whose package
 // initialisation alone costs milliseconds per process. The daemon is a
-// second binary, containerd-shim-box-v1-daemon, beside the first; start
-// runs it, and "-info" is passed on to it.
+// second binary, containerd-shim-box-v1-daemon, beside the first (or on
+// PATH); start runs it, and "-info" is passed on to it.
 package launch
 
 import (
@@ -17,6 +17,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"syscall"
 
@@ -119,9 +120,18 @@ func run(args []string) int {
 	return 0
 }
 
-// DaemonPath is the daemon binary beside the running executable.
+// DaemonPath is the daemon binary beside the running executable or, when
+// the shim was copied elsewhere on its own (containerd's runtime path may
+// name any copy), the one on PATH.
 func DaemonPath() (string, error) {
-	return sibling(DaemonBinary)
+	p, err := sibling(DaemonBinary)
+	if err == nil {
+		return p, nil
+	}
+	if lp, lerr := exec.LookPath(DaemonBinary); lerr == nil {
+		return lp, nil
+	}
+	return "", err
 }
 
 // StagePath is the containerd-shim-box-v1 binary beside the running
