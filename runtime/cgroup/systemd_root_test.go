@@ -511,7 +511,17 @@ func TestSystemdOOMKillCounted(t *testing.T) {
 		t.Fatal("no OOM event within 20s of the kill")
 	}
 	n, err := OOMKills(cg)
-	t.Logf("OOMKills after the last process was reaped: %d, %v (systemd may have removed the cgroup by now)", n, err)
+	t.Logf("OOMKills after the shell was reaped: %d, %v (systemd may have removed the cgroup by now)", n, err)
+	// the pipeline's other processes may still run: end them before Delete
+	if err := cg.Kill(syscall.SIGKILL); err != nil && !errdefs.IsNotFound(err) {
+		t.Fatal(err)
+	}
+	for i := 0; i < 100; i++ {
+		if pids, err := cg.Pids(); err != nil || len(pids) == 0 {
+			break
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
 	if err := cg.Delete(); err != nil {
 		t.Fatal(err)
 	}
