@@ -82,6 +82,9 @@ type Container struct {
 	// notify is where the filter's listeners go, when it has NOTIFY rules
 	// (seccompnotify.go).
 	notify *notifyTarget
+	// lateCgroupNS: the init stage makes its new cgroup namespace itself,
+	// once it is in its cgroup (see spawn).
+	lateCgroupNS bool
 }
 
 // Exited receives the init process's exit exactly once.
@@ -181,6 +184,7 @@ func Create(ctx context.Context, cfg CreateConfig) (_ *Container, retErr error) 
 		Pid: c.Pid, HookEnv: hookEnvFor(p), Joined: needsHolder(p),
 		IDMapFDs:         idmapFDs,
 		CgroupfsWritable: testCgroupfsWritable,
+		UnshareCgroupNS:  c.lateCgroupNS,
 	}
 	if err := parent.send(message{Type: msgConfig, Config: config}); err != nil {
 		return nil, fmt.Errorf("send config to init: %w", err)
@@ -247,6 +251,16 @@ func (c *Container) spawn(cfg CreateConfig, exe string, child *os.File, extra []
 	}
 	if !v2 {
 		cgfd = -1
+		if cfg.Plan.CloneFlags&unix.CLONE_NEWCGROUP != 0 {
+			// The stage is placed in its cgroup after the clone (v1, the
+			// systemd driver): a cgroup namespace made by the clone would
+			// be rooted at the daemon's cgroup. The stage unshares it once
+			// it is in place (stageConfig.UnshareCgroupNS).
+			plan := *cfg.Plan
+			plan.CloneFlags &^= unix.CLONE_NEWCGROUP
+			cfg.Plan = &plan
+			c.lateCgroupNS = true
+		}
 	} else {
 		defer unix.Close(cgfd)
 	}

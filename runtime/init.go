@@ -57,6 +57,13 @@ func runInit(conn *syncConn) error {
 		// This process would be in the daemon's mount namespace.
 		return errors.New("init stage: namespaces not joined: the binary lacks the runtime/nsenter constructor (built without cgo?)")
 	}
+	if m.Config.UnshareCgroupNS {
+		// In the container's cgroup by now: the namespace is rooted there.
+		// This thread is the one that execs the container's process.
+		if err := unix.Unshare(unix.CLONE_NEWCGROUP); err != nil {
+			return fmt.Errorf("unshare the cgroup namespace: %w", err)
+		}
+	}
 	plan, err := oci.NewPlan(m.Config.Spec, m.Config.Bundle)
 	if err != nil {
 		return err

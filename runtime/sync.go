@@ -141,6 +141,10 @@ type stageConfig struct {
 	// Pid is the stage's pid in the daemon's pid namespace, for the state
 	// given to the stage's hooks.
 	Pid int `json:"pid,omitempty"`
+	// UnshareCgroupNS asks the stage to make its new cgroup namespace
+	// before anything else: it was placed in its cgroup after the clone,
+	// which therefore did not make the namespace.
+	UnshareCgroupNS bool `json:"unshareCgroupNS,omitempty"`
 	// HookEnv is the environment of createContainer hooks that have none
 	// (the daemon's); set only when there are such hooks.
 	HookEnv []string `json:"hookEnv,omitempty"`

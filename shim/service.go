@@ -25,6 +25,7 @@ import (
 
 	"github.com/boxrt/containerd-shim-box-v1/oci"
 	"github.com/boxrt/containerd-shim-box-v1/runtime"
+	"github.com/boxrt/containerd-shim-box-v1/runtime/cgroup"
 	"github.com/boxrt/containerd-shim-box-v1/shim/launch"
 )
 
@@ -113,6 +114,12 @@ func (s *service) create(ctx context.Context, r *taskAPI.CreateTaskRequest) (_ *
 	}
 	if plan.CgroupsPath == "" {
 		plan.CgroupsPath = filepath.Join("/box", ns, r.ID)
+		if opts.SystemdCgroup {
+			plan.CgroupsPath = ":box:" + ns + "-" + r.ID // <ns>-<id>.scope in system.slice
+		}
+	}
+	if err := cgroup.CheckDriver(plan.CgroupsPath, opts.SystemdCgroup); err != nil {
+		return nil, err
 	}
 	if err := mountRootfs(r, plan.Rootfs); err != nil {
 		return nil, err
