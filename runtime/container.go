@@ -72,11 +72,6 @@ type Container struct {
 	exited <-chan Exit
 	// setupExit is the init's exit when Create killed it (see kill).
 	setupExit *Exit
-
-	// bundle and monitor serve the hooks run by the daemon (hooks.go).
-	bundle       string
-	monitor      Monitor
-	poststopOnce sync.Once
 	// filter is linux.seccomp compiled, for the init and every exec.
 	filter *seccomp.Program
 	// notify is where the filter's listeners go, when it has NOTIFY rules
@@ -85,6 +80,11 @@ type Container struct {
 	// lateCgroupNS: the init stage makes its new cgroup namespace itself,
 	// once it is in its cgroup (see spawn).
 	lateCgroupNS bool
+
+	// bundle and monitor serve the hooks run by the daemon (hooks.go).
+	bundle       string
+	monitor      Monitor
+	poststopOnce sync.Once
 }
 
 // Exited receives the init process's exit exactly once.
@@ -95,6 +95,9 @@ func (c *Container) Exited() <-chan Exit { return c.exited }
 // Start. If anything fails, everything made so far is removed.
 func Create(ctx context.Context, cfg CreateConfig) (_ *Container, retErr error) {
 	p := cfg.Plan
+	if err := checkHost(p); err != nil {
+		return nil, err
+	}
 	defer func() {
 		// Runs last: a failed create continues the lifecycle at "destroy"
 		// and its poststop hooks (errors logged, not returned).
@@ -107,9 +110,6 @@ func Create(ctx context.Context, cfg CreateConfig) (_ *Container, retErr error) 
 			}
 		}
 	}()
-	if err := checkHost(p); err != nil {
-		return nil, err
-	}
 	cg, err := cgroup.New(p.CgroupsPath, cgroupResources(p))
 	if err != nil {
 		return nil, fmt.Errorf("create cgroup %s: %w", p.CgroupsPath, err)
@@ -168,7 +168,7 @@ func Create(ctx context.Context, cfg CreateConfig) (_ *Container, retErr error) 
 		}
 	}()
 
-	if _, ok, _ := cg.CloneFD(); !ok {
+	if !bornInCgroup(cg) {
 		// cgroup v1: place the child before it is told to do anything.
 		if err := cg.Add(c.Pid); err != nil {
 			return nil, fmt.Errorf("add init %d to cgroup: %w", c.Pid, err)
@@ -387,6 +387,17 @@ func cgroupResources(p *oci.Plan) *specs.LinuxResources {
 	r.Pids = nil // applied by applyDeferredPids
 	r.Devices = append(append([]specs.LinuxDeviceCgroup(nil), r.Devices...), oci.DefaultDeviceRules...)
 	return &r
+}
+
+// bornInCgroup reports whether children are forked straight into cg
+// (CLONE_INTO_CGROUP, cgroup v2), closing the descriptor CloneFD opens to
+// tell (one per Create and exec would otherwise leak in the daemon).
+func bornInCgroup(cg cgroup.Cgroup) bool {
+	fd, ok, _ := cg.CloneFD()
+	if fd >= 0 {
+		unix.Close(fd)
+	}
+	return ok
 }
 
 // planWithoutSeccomp is a shallow copy of p whose spec and process have no

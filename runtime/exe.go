@@ -16,9 +16,8 @@ import (
 const highFD = 100
 
 var sealed struct {
-	once sync.Once
-	fd   int
-	err  error
+	mu sync.Mutex
+	fd int // guarded by mu; 0 until sealed (never 0 after: fds are >= highFD)
 	// exe is the binary to seal; empty means the running executable.
 	exe string
 }
@@ -35,7 +34,9 @@ func SetStageExecutable(path string) { sealed.exe = path }
 // (CVE-2019-5736): a process inside a container that opens /proc/<pid>/exe of
 // a helper gets a file it cannot write, so the host binary can't be replaced.
 //
-// The copy is made once per daemon and reused. Preferred is a detached,
+// The copy is made once per daemon and reused; a failure is not
+// remembered, the next call tries again (a binary being replaced during an
+// upgrade must not fail every later Create of a long-lived daemon). Preferred is a detached,
 // read-only overlayfs mount whose only content is the directory holding the
 // binary: it costs one mount and no memory, and the file reached through it
 // refuses writes with EROFS and has no upper layer to copy up into. Where
@@ -44,13 +45,14 @@ func SetStageExecutable(path string) { sealed.exe = path }
 // The returned path is /proc/self/fd/N with N >= 100 and the fd close-on-exec;
 // it is valid in children until they execve.
 func SealedExe() (string, error) {
-	sealed.once.Do(func() {
+	sealed.mu.Lock()
+	defer sealed.mu.Unlock()
+	if sealed.fd == 0 {
 		exe := sealed.exe
 		if exe == "" {
 			var err error
 			if exe, err = os.Executable(); err != nil {
-				sealed.err = fmt.Errorf("find own executable: %w", err)
-				return
+				return "", fmt.Errorf("find own executable: %w", err)
 			}
 		}
 		fd, err := overlayExe(exe)
@@ -58,13 +60,12 @@ func SealedExe() (string, error) {
 			fd, err = memfdExe(exe)
 		}
 		if err != nil {
-			sealed.err = fmt.Errorf("seal %s: %w", exe, err)
-			return
+			return "", fmt.Errorf("seal %s: %w", exe, err)
 		}
-		sealed.fd, sealed.err = moveHigh(fd)
-	})
-	if sealed.err != nil {
-		return "", sealed.err
+		if fd, err = moveHigh(fd); err != nil {
+			return "", err
+		}
+		sealed.fd = fd
 	}
 	return fmt.Sprintf("/proc/self/fd/%d", sealed.fd), nil
 }

@@ -121,7 +121,7 @@ func (c *Container) Exec(ctx context.Context, cfg ProcessConfig) (_ *Process, re
 			p.kill()
 		}
 	}()
-	if _, ok, _ := c.Cgroup.CloneFD(); !ok {
+	if !bornInCgroup(c.Cgroup) {
 		// cgroup v1: place the child before it is told to do anything.
 		if err := c.Cgroup.Add(p.Pid); err != nil {
 			return nil, fmt.Errorf("add exec %s (pid %d) to cgroup: %w", cfg.ID, p.Pid, err)

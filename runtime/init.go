@@ -80,11 +80,11 @@ func runInit(conn *syncConn) error {
 			return err
 		}
 	}
+	hooks := stageHooks{conn: conn, cfg: m.Config, plan: plan}
 	filter, err := m.Config.Filter.program()
 	if err != nil {
 		return err
 	}
-	hooks := stageHooks{conn: conn, cfg: m.Config, plan: plan}
 	ex, master, err := prepare(plan, filter, m.Config.Terminal, hooks.beforePivot, listenerSender(conn))
 	if err != nil {
 		return err

@@ -138,16 +138,6 @@ type stageConfig struct {
 	// NoPivotRoot and NoNewKeyring are the runtime options of that name.
 	NoPivotRoot  bool `json:"noPivotRoot,omitempty"`
 	NoNewKeyring bool `json:"noNewKeyring,omitempty"`
-	// Pid is the stage's pid in the daemon's pid namespace, for the state
-	// given to the stage's hooks.
-	Pid int `json:"pid,omitempty"`
-	// UnshareCgroupNS asks the stage to make its new cgroup namespace
-	// before anything else: it was placed in its cgroup after the clone,
-	// which therefore did not make the namespace.
-	UnshareCgroupNS bool `json:"unshareCgroupNS,omitempty"`
-	// HookEnv is the environment of createContainer hooks that have none
-	// (the daemon's); set only when there are such hooks.
-	HookEnv []string `json:"hookEnv,omitempty"`
 	// Joined says the nsenter constructor joined the stage's namespaces
 	// (namespaces.go, held); without it the stage must not go on.
 	Joined bool `json:"joined,omitempty"`
@@ -157,9 +147,19 @@ type stageConfig struct {
 	// CgroupfsWritable is a test hook (negative control of
 	// CVE-2023-25809): the init stage undoes oci's read-only cgroupfs.
 	CgroupfsWritable bool `json:"testCgroupfsWritable,omitempty"`
+	// Pid is the stage's pid in the daemon's pid namespace, for the state
+	// given to the stage's hooks.
+	Pid int `json:"pid,omitempty"`
 	// Filter is linux.seccomp compiled by the daemon; the spec sent to the
 	// stage has no linux.seccomp.
 	Filter *filterWire `json:"filter,omitempty"`
+	// UnshareCgroupNS asks the stage to make its new cgroup namespace
+	// before anything else: it was placed in its cgroup after the clone,
+	// which therefore did not make the namespace.
+	UnshareCgroupNS bool `json:"unshareCgroupNS,omitempty"`
+	// HookEnv is the environment of createContainer hooks that have none
+	// (the daemon's); set only when there are such hooks.
+	HookEnv []string `json:"hookEnv,omitempty"`
 }
 
 // syncConn is one end of the socketpair.

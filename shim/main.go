@@ -13,6 +13,7 @@ import (
 	"strings"
 
 	"github.com/containerd/errdefs"
+	"golang.org/x/sys/unix"
 
 	"github.com/boxrt/containerd-shim-box-v1/runtime"
 	"github.com/boxrt/containerd-shim-box-v1/shim/launch"
@@ -43,7 +44,10 @@ func run(args []string) int {
 	case f.Prespawned:
 		err = servePrespawned(ctx)
 	case f.Action == "":
-		err = serveWithStage(ctx, f)
+		var stage string
+		if stage, err = launch.StagePath(); err == nil {
+			err = serveWithStage(ctx, f, stage)
+		}
 	default:
 		err = fmt.Errorf("action %q is %s's, not the daemon's: %w", f.Action, launch.ShimBinary, errdefs.ErrInvalidArgument)
 	}
@@ -58,13 +62,14 @@ func run(args []string) int {
 // waits for start to send its arguments, environment and listening socket
 // (shim/launch/prespawn), and exits quietly if start sends nothing.
 func servePrespawned(ctx context.Context) error {
-	w, err := prespawn.Receive(3)
+	w, lfd, err := prespawn.Receive(3)
 	if errors.Is(err, prespawn.ErrNoWork) {
 		return nil
 	}
 	if err != nil {
 		return err
 	}
+	defer unix.Close(lfd)
 	for _, kv := range w.Env {
 		k, v, ok := strings.Cut(kv, "=")
 		if !ok {
@@ -81,16 +86,24 @@ func servePrespawned(ctx context.Context) error {
 	if f.Action != "" || f.Prespawned || f.Socket != "" {
 		return fmt.Errorf("arguments from start %q are not a daemon's: %w", w.Args, errdefs.ErrInvalidArgument)
 	}
-	return serveWithStage(ctx, f)
-}
-
-// serveWithStage runs the daemon with the container-side stages taken from
-// the containerd-shim-box-v1 binary beside it.
-func serveWithStage(ctx context.Context, f launch.Flags) error {
 	stage, err := launch.StagePath()
 	if err != nil {
 		return err
 	}
+	// Taken: start may now report the address. The listener replaces the
+	// socket to start on fd 3, where serve expects an inherited socket.
+	if err := prespawn.Ack(3); err != nil {
+		return fmt.Errorf("tell start the work was taken: %w", err)
+	}
+	if err := unix.Dup3(lfd, 3, 0); err != nil {
+		return fmt.Errorf("move the listening socket to fd 3: %w", err)
+	}
+	return serveWithStage(ctx, f, stage)
+}
+
+// serveWithStage runs the daemon with the container-side stages taken from
+// the containerd-shim-box-v1 binary beside it.
+func serveWithStage(ctx context.Context, f launch.Flags, stage string) error {
 	runtime.SetStageExecutable(stage)
 	// Seal the stage binary while the daemon waits for containerd's first
 	// request, not in the Create that needs it.

@@ -385,7 +385,7 @@ func (s *service) delete(ctx context.Context, c *container) (runtime.Exit, error
 	}
 	c.io.close()
 	root := c.rt.Plan.Rootfs
-	if err := mount.UnmountRecursive(root, 0); err != nil {
+	if err := unmountRootfs(root); err != nil {
 		errs = append(errs, fmt.Errorf("unmount rootfs %s: %w", root, err))
 	}
 	if err := errors.Join(errs...); err != nil {

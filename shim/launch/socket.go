@@ -14,11 +14,13 @@ import (
 )
 
 // socketAddress is the daemon address for a group: a socket under root
-// named by a hash of containerd's address, the namespace and the group, the
-// scheme containerd's shim library uses, so two containerds never share a
-// daemon and a box upgrade finds the daemons an earlier version started.
+// named by a hash of containerd's address, the namespace and the group, so
+// two containerds never share a daemon. The runtime's name is hashed too:
+// containerd's shim library hashes the same three values, and the runc
+// shim honours the same group annotation, so without it a box container
+// and a runc container of one group would be handed each other's daemon.
 func socketAddress(root, containerdAddress, namespace, group string) string {
-	d := sha256.Sum256([]byte(filepath.Join(containerdAddress, namespace, group)))
+	d := sha256.Sum256([]byte(filepath.Join(containerdAddress, namespace, group) + "\x00" + Name))
 	return fmt.Sprintf("unix://%s/%x", root, d)
 }
 

@@ -118,18 +118,19 @@ func ensureDaemon(p *startParams, opts Options, bundle, address string) error {
 		ContainerdEnv + "=" + containerdIdentity(),
 	}
 	if pid, conn, ok := prespawn.Take(); ok {
-		// The daemon the constructor started is already past its
-		// runtime's start-up; hand it the work.
+		// The daemon the constructor started is (nearly) past its
+		// runtime's start-up. Place it while it waits for its work, so
+		// nothing it does is charged to containerd's cgroup.
+		if err := placeDaemon(pid, opts); err != nil {
+			conn.Close() // it sees EOF and exits
+			_ = removeSocket(address)
+			return err
+		}
 		err := prespawn.Handoff(conn, prespawn.Work{Args: args, Env: env}, lf)
 		if err == nil {
-			if err := placeDaemon(pid, opts); err != nil {
-				_ = unix.Kill(pid, unix.SIGKILL)
-				_ = removeSocket(address)
-				return err
-			}
 			return nil
 		}
-		// It did not take the work (it failed to start): run one.
+		// It did not take the work: run a daemon the plain way.
 		_ = unix.Kill(pid, unix.SIGKILL)
 	}
 	daemon, err := DaemonPath()

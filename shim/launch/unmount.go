@@ -13,6 +13,9 @@ import (
 // A target that is not mounted is fine. (containerd's core/mount does the
 // same, but links the API types and their image-spec and digest packages,
 // whose initialisation this binary would pay on every run.)
+//
+// target is the bundle's rootfs directory, never a symlink (containerd makes
+// it); IsMountPoint does not follow one.
 func unmountRecursive(target string) error {
 	if mounted, err := IsMountPoint(target); err == nil && !mounted {
 		// The common case after a clean daemon exit: no need to read

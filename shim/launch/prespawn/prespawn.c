@@ -34,8 +34,10 @@ static void child(const char *path, int fd, char **envp)
 	static char *env[MAX_ENV + 2];
 	int null, n = 0;
 
+	// fds 0-2 are open (the constructor made sure), so null is above them
+	// and dup2 clears close-on-exec on each copy.
 	null = open("/dev/null", O_RDWR | O_CLOEXEC);
-	if (null < 0 || dup2(null, 0) < 0 || dup2(null, 1) < 0 || dup2(null, 2) < 0)
+	if (null < 3 || dup2(null, 0) < 0 || dup2(null, 1) < 0 || dup2(null, 2) < 0)
 		_exit(127);
 	if (fd == 3) {
 		if (fcntl(3, F_SETFD, 0) < 0)
@@ -67,6 +69,17 @@ __attribute__((constructor)) static void box_prespawn(int argc, char **argv, cha
 
 	if (argc < 2 || strcmp(argv[argc - 1], "start") != 0)
 		return;
+	// Should start run with stdio closed, keep fds 0-2 taken, so that
+	// neither end of the socket pair lands there.
+	for (;;) {
+		int fd = open("/dev/null", O_RDWR);
+		if (fd < 0)
+			return;
+		if (fd > 2) {
+			close(fd);
+			break;
+		}
+	}
 	n = readlink("/proc/self/exe", path, sizeof(path) - sizeof(DAEMON) - 1);
 	if (n <= 0 || (size_t)n >= sizeof(path) - sizeof(DAEMON) - 1)
 		return;
