@@ -29,6 +29,23 @@ while read -r pkg dir imports; do
 		t0=$SECONDS
 		go test -run '^$' -fuzz "^${name}\$" -fuzztime "$fuzztime" "$pkg" "${rootflag[@]}" >"$out" 2>&1
 		status=$?
+		# Go 1.26's fuzzing coordinator can report its own -fuzztime deadline as a failure when
+		# the time runs out mid-input (go.dev/issue/75804, fixed in Go 1.27): "context deadline
+		# exceeded" and no failing input written. Run such a target again once; if the engine
+		# races again, it counts as run (no input failed; `make test` replays the corpus). A real
+		# failure writes its input and is never retried.
+		deadline_only() { grep -q 'context deadline exceeded' "$1" && ! grep -q 'Failing input written to' "$1"; }
+		if [ $status -ne 0 ] && deadline_only "$out"; then
+			echo "fuzz: $name: the engine reported its own deadline (go.dev/issue/75804); running it again"
+			mv "$out" "$out.deadline"
+			go test -run '^$' -fuzz "^${name}\$" -fuzztime "$fuzztime" "$pkg" "${rootflag[@]}" >"$out" 2>&1
+			status=$?
+			if [ $status -ne 0 ] && deadline_only "$out"; then
+				echo "fuzz: $name: the engine's deadline race again; counted as run, no input failed"
+				echo "ok (engine deadline race twice, go.dev/issue/75804)" >>"$out"
+				status=0
+			fi
+		fi
 		# The last progress line: "fuzz: elapsed: 10s, execs: 12345 (1234/sec), new interesting: 3 (total: 20)".
 		last=$(grep -E '^fuzz: elapsed: .*execs: [0-9]+' "$out" | tail -1)
 		execs=$(sed -nE 's/.*execs: ([0-9]+).*/\1/p' <<<"$last")
