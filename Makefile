@@ -79,7 +79,7 @@ client-suite: build tools
 # what cannot pass yet, with the reasons in hack/vm/README.md. VM_TESTS_ALL is everything.
 # "attacks" is integration/attacks_test.go on v2 with the VM's containerd (~3 min under TCG).
 VM_TESTS_ALL := runtime runtime/cgroup runtime/rootfs runtime/process containerd attacks
-VM_TESTS     ?= runtime runtime/cgroup runtime/rootfs:TestPrepareFinalize runtime/process containerd attacks
+VM_TESTS     ?= runtime runtime/cgroup runtime/rootfs:TestPrepareFinalize|TestMountExchangeRace runtime/process containerd attacks
 .PHONY: vm-test
 vm-test:
 	VM_TESTS="$(VM_TESTS)" CONTAINERD_VERSION=$(CONTAINERD_VERSION) hack/vm/run.sh $(OUTPUT)/vm-test.log
