@@ -36,29 +36,16 @@ STAGE=$VM_OUT/initramfs
 release=$(cat "$KDIR/release")
 start=$SECONDS
 
+. hack/vm/lib.sh
+
 mkdir -p "$VM_OUT/bin"
 rm -f "$VM_OUT"/bin/*.test "$VM_OUT/tests.list"
 # containerd entry: static containerd + ctr at CONTAINERD_VERSION (cached by version), the box
 # shim (static, cgo), the busybox image and hack/vm/containerd-test.sh as containerd.test.
 build_containerd() {
-	local dir=$VM_OUT/containerd stamp="$CD@$CONTAINERD_VERSION" src
-	mkdir -p "$dir/bin"
-	if [ "$(cat "$dir/bin/version" 2>/dev/null)" != "$stamp" ] || [ ! -x "$dir/bin/containerd" ] || [ ! -x "$dir/bin/ctr" ]; then
-		echo "vm-build: containerd + ctr $CONTAINERD_VERSION (static)"
-		src=$(cd / && GOFLAGS=-mod=mod go mod download -json "$stamp" | sed -n 's/^[[:space:]]*"Dir": "\(.*\)",$/\1/p')
-		[ -n "$src" ] || { echo "vm-build: cannot download $stamp" >&2; exit 1; }
-		rm -f "$dir/bin/version"
-		for cmd in containerd ctr; do
-			GOFLAGS="-buildvcs=false -mod=mod" GOWORK=off CGO_ENABLED=0 go build -C "$src" -tags no_btrfs \
-				-ldflags "-s -w" -o "$PWD/$dir/bin/$cmd" "./cmd/$cmd"
-		done
-		echo "$stamp" >"$dir/bin/version"
-	fi
-	echo "vm-build: containerd-shim-box-v1 (cgo, static) and containerd-shim-box-v1-daemon"
-	CGO_ENABLED=1 go build -o "$dir/bin/containerd-shim-box-v1" -tags osusergo,netgo \
-		-ldflags "-s -w -linkmode external -extldflags -static" ./cmd/containerd-shim-box-v1
-	CGO_ENABLED=0 go build -o "$dir/bin/containerd-shim-box-v1-daemon" -ldflags "-s -w" ./cmd/containerd-shim-box-v1-daemon
-	go run ./integration/cmd/mkimage "$dir/busybox.tar"
+	local dir=$VM_OUT/containerd
+	vm_build_containerd "$dir" "$CD@$CONTAINERD_VERSION" vm-build
+	vm_build_box "$dir" vm-build
 	install -m 0755 hack/vm/containerd-test.sh "$VM_OUT/bin/containerd.test"
 }
 

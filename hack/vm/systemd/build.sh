@@ -16,6 +16,7 @@
 # per test (default 3m). CONTAINERD_VERSION: for the containerd entry (default v2.4.2).
 set -euo pipefail
 cd "$(dirname "$0")/../../.."
+. hack/vm/lib.sh
 
 VM_SD_OUT=${VM_SD_OUT:-_output/vm-systemd}
 VM_OUT=${VM_OUT:-_output/vm}
@@ -41,27 +42,14 @@ fi
 # daemon (static), the busybox image, the overlay module for the snapshotter, and
 # hack/vm/systemd/containerd-test.sh as containerd.test.
 build_containerd() {
-	local dir=$VM_SD_OUT/containerd stamp="$CD@$CONTAINERD_VERSION" src
+	local dir=$VM_SD_OUT/containerd stamp="$CD@$CONTAINERD_VERSION"
 	mkdir -p "$dir/bin" "$stage/tests/containerd/bin" "$stage/tests/modules"
 	if [ "$(cat "$VM_OUT/containerd/bin/version" 2>/dev/null)" = "$stamp" ] &&
 		[ -x "$VM_OUT/containerd/bin/containerd" ] && [ -x "$VM_OUT/containerd/bin/ctr" ]; then
 		cp "$VM_OUT"/containerd/bin/{containerd,ctr,version} "$dir/bin/"
-	elif [ "$(cat "$dir/bin/version" 2>/dev/null)" != "$stamp" ]; then
-		echo "vm-systemd: containerd + ctr $CONTAINERD_VERSION (static)"
-		src=$(cd / && GOFLAGS=-mod=mod go mod download -json "$stamp" | sed -n 's/^[[:space:]]*"Dir": "\(.*\)",$/\1/p')
-		[ -n "$src" ] || { echo "vm-systemd: cannot download $stamp" >&2; exit 1; }
-		rm -f "$dir/bin/version"
-		for cmd in containerd ctr; do
-			GOFLAGS="-buildvcs=false -mod=mod" GOWORK=off CGO_ENABLED=0 go build -C "$src" -tags no_btrfs \
-				-ldflags "-s -w" -o "$PWD/$dir/bin/$cmd" "./cmd/$cmd"
-		done
-		echo "$stamp" >"$dir/bin/version"
 	fi
-	echo "vm-systemd: containerd-shim-box-v1 (cgo, static) and containerd-shim-box-v1-daemon"
-	CGO_ENABLED=1 go build -o "$dir/bin/containerd-shim-box-v1" -tags osusergo,netgo \
-		-ldflags "-s -w -linkmode external -extldflags -static" ./cmd/containerd-shim-box-v1
-	CGO_ENABLED=0 go build -o "$dir/bin/containerd-shim-box-v1-daemon" -ldflags "-s -w" ./cmd/containerd-shim-box-v1-daemon
-	go run ./integration/cmd/mkimage "$dir/busybox.tar"
+	vm_build_containerd "$dir" "$stamp" vm-systemd
+	vm_build_box "$dir" vm-systemd
 	cp "$dir"/bin/{containerd,ctr,containerd-shim-box-v1,containerd-shim-box-v1-daemon} "$stage/tests/containerd/bin/"
 	cp "$dir/busybox.tar" "$stage/tests/containerd/"
 	local release ko
