@@ -119,6 +119,7 @@ if grep -qE '^(containerd|attacks) ' "$VM_OUT/tests.list"; then
 	mkdir -p "$STAGE/tests/containerd/bin"
 	cp "$VM_OUT"/containerd/bin/{containerd,ctr,containerd-shim-box-v1,containerd-shim-box-v1-daemon} "$STAGE/tests/containerd/bin/"
 	cp "$VM_OUT/containerd/busybox.tar" "$STAGE/tests/containerd/"
+	cp hack/vm/ctdtest.sh "$STAGE/tests/containerd/"
 fi
 cp "$VM_OUT/tests.list" "$STAGE/tests/list"
 printf 'root:x:0:0:root:/root:/bin/sh\nnobody:x:65534:65534:nobody:/nonexistent:/bin/false\n' >"$STAGE/etc/passwd"

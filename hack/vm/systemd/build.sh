@@ -52,6 +52,7 @@ build_containerd() {
 	vm_build_box "$dir" vm-systemd
 	cp "$dir"/bin/{containerd,ctr,containerd-shim-box-v1,containerd-shim-box-v1-daemon} "$stage/tests/containerd/bin/"
 	cp "$dir/busybox.tar" "$stage/tests/containerd/"
+	cp hack/vm/ctdtest.sh "$stage/tests/containerd/"
 	local release ko
 	release=$(cat "$VM_OUT/kernel/release")
 	ko=$(ls "$VM_OUT/kernel/modules/$release/kernel/fs/overlayfs/overlay".ko* | head -1)
