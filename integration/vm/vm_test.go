@@ -219,11 +219,25 @@ func TestRootTestsInCgroupV2VM(t *testing.T) {
 			t.Fatalf("%v; run hack/vm/deps.sh and hack/vm/build.sh", err)
 		}
 	}
+	c := bootVM(t, dir, kernel, initrd, "console=ttyS0 quiet panic=-1")
+	if len(c.info) == 0 || !strings.Contains(c.info[0], "cgroupfs=cgroup2") {
+		t.Fatalf("the VM did not report a cgroup2 /sys/fs/cgroup: %q", c.info)
+	}
+	reportVM(t, c, list)
+}
+
+// bootVM boots kernel + initrd with qemu (TCG, 2 CPUs, 2 GiB, no network), writes the console
+// to dir/console.log, streams the VM-* markers to the test log and returns the parsed console.
+// It fails t if qemu fails, times out (BOX_VM_TIMEOUT; it is then killed by its pid) or the VM
+// stops before VM-DONE.
+func bootVM(t *testing.T, dir, kernel, initrd, cmdline string) *console {
+	t.Helper()
 	qemu := os.Getenv("BOX_VM_QEMU")
 	if qemu == "" {
 		qemu = "qemu-system-x86_64"
 	}
-	if qemu, err = exec.LookPath(qemu); err != nil {
+	qemu, err := exec.LookPath(qemu)
+	if err != nil {
 		t.Fatalf("%v: apt-get install qemu-system-x86 (hack/vm/deps.sh)", err)
 	}
 	timeout := defaultTimeout
@@ -232,7 +246,6 @@ func TestRootTestsInCgroupV2VM(t *testing.T) {
 			t.Fatalf("BOX_VM_TIMEOUT: %v", err)
 		}
 	}
-
 	logPath := filepath.Join(dir, "console.log")
 	logFile, err := os.Create(logPath)
 	if err != nil {
@@ -243,19 +256,16 @@ func TestRootTestsInCgroupV2VM(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), timeout)
 	defer cancel()
 	// TCG: /dev/kvm exists on the test hosts but does not run these guests. No NIC: the VM has
-	// no network at all. -no-reboot with panic=-1: a kernel panic ends qemu at once.
+	// no network at all. -no-reboot with panic=-1: a kernel panic ends qemu at once; qemu is
+	// killed (by its pid) when the timeout expires.
 	cmd := exec.CommandContext(ctx, qemu,
 		"-accel", "tcg", "-cpu", "max", "-m", "2048", "-smp", "2",
 		"-nographic", "-nic", "none", "-no-reboot",
-		"-kernel", kernel, "-initrd", initrd,
-		"-append", "console=ttyS0 quiet panic=-1")
-	// exec.CommandContext kills qemu (by its pid) when the timeout expires.
+		"-kernel", kernel, "-initrd", initrd, "-append", cmdline)
 	cmd.WaitDelay = 10 * time.Second
 	pr, pw := io.Pipe()
 	cmd.Stdout = io.MultiWriter(logFile, pw)
 	cmd.Stderr = cmd.Stdout
-
-	// Progress as it happens (go test -v streams t.Log), one line per test in the VM.
 	var wg sync.WaitGroup
 	wg.Add(1)
 	go func() {
@@ -263,21 +273,18 @@ func TestRootTestsInCgroupV2VM(t *testing.T) {
 		sc := bufio.NewScanner(pr)
 		sc.Buffer(make([]byte, 1<<20), 1<<20)
 		for sc.Scan() {
-			line := strings.TrimRight(sc.Text(), "\r")
-			if strings.HasPrefix(line, "=== VM-") {
+			if line := strings.TrimRight(sc.Text(), "\r"); strings.HasPrefix(line, "=== VM-") {
 				t.Log(strings.TrimPrefix(line, "=== "))
 			}
 		}
 		io.Copy(io.Discard, pr)
 	}()
-
 	start := time.Now()
 	t.Logf("booting %s (timeout %s), console: %s", qemu, timeout, logPath)
 	runErr := cmd.Run()
 	pw.Close()
 	wg.Wait()
-	elapsed := time.Since(start).Round(100 * time.Millisecond)
-	t.Logf("VM run took %s", elapsed)
+	t.Logf("VM run took %s", time.Since(start).Round(100*time.Millisecond))
 
 	logFile.Seek(0, io.SeekStart)
 	c, err := parseConsole(logFile)
@@ -290,15 +297,18 @@ func TestRootTestsInCgroupV2VM(t *testing.T) {
 	} else if runErr != nil {
 		t.Errorf("qemu: %v. Last console lines:\n%s", runErr, quote(c.tail))
 	} else if !c.done {
-		t.Errorf("the VM stopped before it finished (kernel panic?). Last console lines:\n%s", quote(c.tail))
+		t.Errorf("the VM stopped before it finished. Last console lines:\n%s", quote(c.tail))
 	}
 	for _, i := range c.info {
 		t.Logf("vm: %s", i)
 	}
-	if len(c.info) == 0 || !strings.Contains(c.info[0], "cgroupfs=cgroup2") {
-		t.Fatalf("the VM did not report a cgroup2 /sys/fs/cgroup: %q", c.info)
-	}
+	return c
+}
 
+// reportVM reports every test the VM ran as a subtest <package>/<Test> (with the ATTACK-RESULT
+// lines of its output in the host's log).
+func reportVM(t *testing.T, c *console, list []entry) {
+	t.Helper()
 	for _, e := range list {
 		t.Run(e.name, func(t *testing.T) {
 			p := c.pkgs[e.name]
@@ -314,12 +324,18 @@ func TestRootTestsInCgroupV2VM(t *testing.T) {
 					case "SKIP":
 						t.Skipf("skipped in the VM:\n%s", quote(r.output))
 					case "NONE":
-						t.Skipf("not run in the VM: excluded by VM_TESTS (-test.skip %q; hack/vm/README.md)", e.skip)
+						if e.skip != "" {
+							t.Skipf("not run in the VM: excluded (-test.skip %q; hack/vm/README.md)", e.skip)
+						}
+						t.Skipf("ran no test in the VM:\n%s", quote(r.output))
 					default:
 						failed = true
 						t.Errorf("failed in the VM (exit status %d):\n%s", r.rc, quote(r.output))
 					}
 				})
+			}
+			if len(p.results) == 0 {
+				t.Errorf("%s ran no test in the VM", e.name)
 			}
 			if !p.ended {
 				t.Errorf("%s did not finish in the VM", e.name)
@@ -331,9 +347,9 @@ func TestRootTestsInCgroupV2VM(t *testing.T) {
 			}
 			if p.leftover != "" {
 				if failed {
-					t.Logf("cgroups left behind in the VM (after failures): %s", p.leftover)
+					t.Logf("left behind in the VM (after failures): %s", p.leftover)
 				} else {
-					t.Errorf("cgroups left behind in the VM: %s", p.leftover)
+					t.Errorf("left behind in the VM: %s", p.leftover)
 				}
 			}
 		})
