@@ -1,10 +1,11 @@
 package integration
 
 // The attack tests (issue 5): the classic abuses run in container A while container B, an
-// unrelated service, must still be served. B is busybox httpd on 127.0.0.1:8080 in its own
-// network namespace; the test measures the latency of B's requests (connect to last byte, from
-// the host through B's netns) before the attack (baseline) and during it, in the same test, and
-// logs one line per attack for the issue's closing note:
+// unrelated service, must still be served. B runs busybox httpd on 127.0.0.1:8080 (a fork per
+// request) and an echo service on port 8081 (no fork per request) in its own network
+// namespace; the test measures the latency of B's requests (from the host through B's netns)
+// before the attack (baseline) and during it, in the same test, and logs one line per attack
+// for the issue's closing note:
 //
 //	ATTACK-RESULT <v1|v2> <attack> p99 ratio=<attack p99 / baseline p99> ...
 //
@@ -52,14 +53,19 @@ type attackScale struct {
 	// noCPULimitRound also measures the fork bomb without a CPU quota (reported, not bounded;
 	// left out in the VM for time).
 	noCPULimitRound bool
-	// forkBombP50 bounds B's median under the fork bomb, as a multiple of its baseline (the
+	// forkBombP50 bounds B's medians under the fork bomb, as a multiple of their baselines (the
 	// issue's 1.5; 3 under TCG, where every guest instruction is emulated on host threads
-	// that share the host's 2 CPUs). forkBombP99 bounds its p99: the issue asks 1.5 there too,
-	// but on this 2-vCPU host B's httpd forks for every request, on the same kernel fork path
-	// A's failing forks hammer, and a quiet run measured 2.6-3.3 (p50 1.04): the p99 is
-	// reported every run and bounded only against collapse (5; the bomb without pids.max
-	// leaves B unanswered). The gap is recorded in issue 5's note.
-	forkBombP50, forkBombP99 float64
+	// that share the host's 2 CPUs). echoP99 bounds the p99 of B's echo service, which does
+	// not fork per request (the issue's 1.5; under TCG see scale). forkBombP99 bounds the p99
+	// of B's httpd, which forks for every request, on the same kernel fork path A's failing
+	// forks hammer: a quiet run here measured 2.6-3.3 (p50 1.04), so it is reported every run
+	// and bounded only against collapse (5; the bomb without pids.max leaves B unanswered).
+	forkBombP50, forkBombP99, echoP99 float64
+	// echoSamples is the number of echo round trips per measurement (each ~50 us on a host).
+	echoSamples int
+	// blocks is the number of block pairs (A frozen, A running) a fork bomb measurement takes
+	// its samples in.
+	blocks int
 	// cycles is the number of create/delete cycles: the issue's 30 on a host; 10 in the VM,
 	// where one takes 6-10 s (runtime/cgroup's TestV2CreateDeleteCycles runs 30 cgroup-level
 	// cycles there). cycleWorkers run them concurrently.
@@ -68,25 +74,31 @@ type attackScale struct {
 
 func scale() attackScale {
 	if os.Getenv("BOX_ATTACK_SLOW") != "" {
+		// Under TCG the echo p99 bound is 3 like the medians': with 400 round trips the p99
+		// is the 4th slowest, and emulated timer and IPI delivery move it (measured 1.43).
 		return attackScale{samples: 80, attempts: 2, ready: 2 * time.Minute, window: 4 * time.Second,
 			storm: 5 * time.Second, bomb: 2 * time.Minute, request: 10 * time.Second, cycles: 10, cycleWorkers: 2,
-			forkBombP50: 3, forkBombP99: 8}
+			forkBombP50: 3, forkBombP99: 8, echoP99: 3, echoSamples: 400, blocks: 2}
 	}
 	return attackScale{samples: 1000, attempts: 3, ready: 30 * time.Second, window: 3 * time.Second,
 		storm: 5 * time.Second, bomb: time.Minute, request: 5 * time.Second, cycles: 30, cycleWorkers: 1,
-		forkBombP50: 1.5, forkBombP99: 5, noCPULimitRound: true}
+		forkBombP50: 1.5, forkBombP99: 5, echoP99: 1.5, echoSamples: 5000, blocks: 5, noCPULimitRound: true}
 }
 
-// serviceScript serves "ok\n" on 127.0.0.1:8080 in the container's own network namespace (it
-// brings its loopback up: CAP_NET_ADMIN). httpd forks a child per connection.
+// serviceScript runs B's two services in the container's own network namespace (it brings
+// its loopback up: CAP_NET_ADMIN): busybox httpd serves "ok\n" on 127.0.0.1:8080 and forks a
+// child per connection; busybox nc on port 8081 (B's netns has only lo) hands each connection
+// to cat, which echoes every line on it without forking.
 const serviceScript = `ip link set lo up && mkdir -p /tmp/www && echo ok >/tmp/www/index.html &&
-exec /bin/busybox httpd -f -p 127.0.0.1:8080 -h /tmp/www`
+/bin/busybox httpd -p 127.0.0.1:8080 -h /tmp/www &&
+exec /bin/busybox nc -ll -p 8081 -e /bin/cat`
 
 // service is container B.
 type service struct {
 	id    string
 	task  client.Task
-	probe harness.HTTPProbe
+	probe harness.HTTPProbe // a request per connection, served by a forked child
+	echo  harness.EchoProbe // round trips on one connection, no fork per request
 	cg    harness.Cgroup
 }
 
@@ -99,8 +111,12 @@ func startService(t *testing.T, c *harness.Containerd, sc attackScale, opts ...o
 	task, _ := startTask(t, c, ctr)
 	s := &service{id: id, task: task, cg: harness.OpenCgroup(c.CgroupPath(id)),
 		probe: harness.HTTPProbe{Pid: int(task.Pid()), Addr: "127.0.0.1:8080", Path: "/index.html",
-			Body: "ok\n", Timeout: sc.request}}
+			Body: "ok\n", Timeout: sc.request},
+		echo: harness.EchoProbe{Pid: int(task.Pid()), Addr: "127.0.0.1:8081", Timeout: sc.request}}
 	if err := s.probe.WaitReady(sc.ready); err != nil {
+		t.Fatalf("service B: %v", err)
+	}
+	if err := s.echo.WaitReady(sc.ready); err != nil {
 		t.Fatalf("service B: %v", err)
 	}
 	return s
@@ -213,7 +229,7 @@ func waitFor(timeout time.Duration, cond func() bool) bool {
 	return true
 }
 
-// attackEnv is what the attacks share: one containerd, and container B (busybox httpd).
+// attackEnv is what the attacks share: one containerd, and container B (httpd and echo).
 type attackEnv struct {
 	c  *harness.Containerd
 	sc attackScale
@@ -246,12 +262,44 @@ func TestAttacks(t *testing.T) {
 	}
 }
 
-// forkBombRound measures B (baseline), starts the fork bomb as A's init with pids.max pidsMax
-// and opts, waits until A's forks are refused, measures B again while the host forks 20 times,
-// checks the pids assertions, and kills A.
-func forkBombRound(t *testing.T, c *harness.Containerd, b *service, sc attackScale, pidsMax int64, opts ...oci.SpecOpts) (base, during harness.Latencies, info string) {
+// forkRound is one fork bomb measurement of B, baseline and during the attack, through both of
+// B's services.
+type forkRound struct {
+	before               harness.Latencies // httpd before A starts, reported
+	base, during         harness.Latencies // httpd: a forked child per request
+	echoBase, echoDuring harness.Latencies // echo: round trips on one connection
+	info                 string
+}
+
+// ratios is "httpd p50/p99, echo p50/p99" for the log.
+func (r forkRound) ratios() string {
+	return fmt.Sprintf("httpd %.2f/%.2f echo %.2f/%.2f",
+		harness.Ratio(r.during, r.base, 0.5), harness.Ratio(r.during, r.base, 0.99),
+		harness.Ratio(r.echoDuring, r.echoBase, 0.5), harness.Ratio(r.echoDuring, r.echoBase, 0.99))
+}
+
+// measureBoth measures B's httpd (n requests) and then its echo service (echoN round trips).
+func (s *service) measureBoth(t *testing.T, n, echoN int) (httpd, echo harness.Latencies) {
 	t.Helper()
-	base = b.measure(t, sc.samples, nil, 0)
+	httpd = s.measure(t, n, nil, 0)
+	echo, err := s.echo.Measure(echoN)
+	if err != nil {
+		t.Fatalf("service B not served: %v (after %d round trips)", err, len(echo))
+	}
+	return httpd, echo
+}
+
+// forkBombRound starts the fork bomb as A's init with pids.max pidsMax and opts, waits until
+// A's forks are refused, and then measures B in sc.blocks pairs of blocks: one with A frozen
+// (the baseline: A's tasks exist but do not run) and one with A running (during the attack),
+// alternating which comes first. Paired blocks, seconds apart, compare B under the same host
+// conditions: on this shared VM a baseline taken a minute earlier differed from the next by up
+// to 4x at p99. The host forks 20 times meanwhile. It checks the pids assertions and kills A.
+func forkBombRound(t *testing.T, c *harness.Containerd, b *service, sc attackScale, pidsMax int64, opts ...oci.SpecOpts) forkRound {
+	t.Helper()
+	ctx := c.Context(t)
+	var r forkRound
+	r.before = b.measure(t, sc.samples/sc.blocks, nil, 0)
 	errs := &capWriter{max: 4096}
 	ctr, task, wait, cg := startAttacker(t, c, "forkbomb", []string{"/attacker", "fork"}, io.Discard, errs,
 		append(opts, oci.WithPidsLimit(pidsMax), withAttacker(t))...)
@@ -265,7 +313,33 @@ func forkBombRound(t *testing.T, c *harness.Containerd, b *service, sc attackSca
 		slowest, err = hostForks(20, sc.request*5)
 		forks <- err
 	}()
-	during = b.measure(t, sc.samples, nil, 0)
+	attackBlock := func() {
+		hits, _ := cg.PidsLimitHits()
+		h, e := b.measureBoth(t, sc.samples/sc.blocks, sc.echoSamples/sc.blocks)
+		r.during, r.echoDuring = append(r.during, h...), append(r.echoDuring, e...)
+		if now, _ := cg.PidsLimitHits(); now == hits {
+			t.Fatalf("A's forks were not refused while B was measured (pids.events max stayed %d)", now)
+		}
+	}
+	baseBlock := func() {
+		if err := task.Pause(ctx); err != nil {
+			t.Fatalf("pause the fork bomb: %v", err)
+		}
+		h, e := b.measureBoth(t, sc.samples/sc.blocks, sc.echoSamples/sc.blocks)
+		r.base, r.echoBase = append(r.base, h...), append(r.echoBase, e...)
+		if err := task.Resume(ctx); err != nil {
+			t.Fatalf("resume the fork bomb: %v", err)
+		}
+	}
+	for i := range sc.blocks {
+		if i%2 == 0 {
+			baseBlock()
+			attackBlock()
+		} else {
+			attackBlock()
+			baseBlock()
+		}
+	}
 	if err := <-forks; err != nil {
 		t.Fatalf("the host could not fork during the fork bomb: %v", err)
 	}
@@ -277,65 +351,67 @@ func forkBombRound(t *testing.T, c *harness.Containerd, b *service, sc attackSca
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := task.Kill(c.Context(t), syscall.SIGKILL); err != nil {
+	if err := task.Kill(ctx, syscall.SIGKILL); err != nil {
 		t.Fatalf("kill the fork bomb: %v", err)
 	}
 	waitCode(t, wait)
-	deleteContainer(t, c.Context(t), ctr)
+	deleteContainer(t, ctx, ctr)
 	if hits == 0 || cur > pidsMax {
 		t.Fatalf("pids.events max = %d, pids.current = %d: want refused forks and at most %d tasks", hits, cur, pidsMax)
 	}
 	if !strings.Contains(errs.String(), "Resource temporarily unavailable") {
 		t.Fatalf("A's stderr does not report EAGAIN from fork: %q", errs.String())
 	}
-	return base, during, fmt.Sprintf("A: %d forks refused by pids.max, %d tasks; host fork+exec slowest %v",
-		hits, cur, slowest.Round(time.Microsecond))
+	r.info = fmt.Sprintf("A: %d forks refused by pids.max, %d tasks; host fork+exec slowest %v; httpd before A started %v",
+		hits, cur, slowest.Round(time.Microsecond), r.before)
+	return r
 }
 
 // attackForkBomb runs a fork bomb (harness.AttackerSource fork: every process forks forever) as
 // A's init with pids.max 64: A's forks fail with EAGAIN (pids.events max counts them, the bomb
 // reports "Resource temporarily unavailable"), A holds at most 64 tasks, the host keeps forking
-// (20 fork+execs during the attack), and B's median stays within 1.5x of its baseline (its
-// p99 is reported and bounded only against collapse: see attackScale.forkBombP99).
+// (20 fork+execs during the attack), and B is served: its echo service (no fork per request)
+// within the issue's 1.5x of its baseline at p50 and p99, its httpd (a fork per request) within
+// 1.5x at p50 and, at p99, reported and bounded only against collapse (see attackScale).
 //
-// For the bound, A also has a CPU quota of 0.2 CPU: 64 processes spinning in fork() are a CPU
-// hog too, and on this 2-CPU host, shared with other work, one CPU taken by A doubles the
-// contention on the other; CPU sharing is attackCPUHog's subject. Here the bound measures
-// what pids.max protects: the pid space and the fork path, which B's httpd uses for every
-// request. The same attack without the quota is measured and reported (forkbomb-no-cpu-limit),
-// not bounded (measured 2-6x on v1 here; pinning A to the other CPU, or cpu shares 2, did not
-// bring it under 1.5x either).
+// A also has a CPU quota of 0.2 CPU: 64 processes spinning in fork() are a CPU hog too, and on
+// this 2-CPU host, shared with other work, one CPU taken by A doubles the contention on the
+// other; CPU sharing is attackCPUHog's subject. Here the bound measures what pids.max
+// protects: the pid space. The same attack without the quota is measured and reported
+// (forkbomb-no-cpu-limit), not bounded.
 func attackForkBomb(t *testing.T, e *attackEnv) {
 	const pidsMax = 64
 	c, sc, b := e.c, e.sc, e.b
-	// 64 processes spinning in fork() are also a CPU hog; CPU sharing is attackCPUHog's
-	// subject, so A's CPU is capped here (0.2 CPU).
 	cpuCap := oci.WithCPUCFS(20000, 100000)
 	var ratios []string
-	var base, during harness.Latencies
+	var r forkRound
 	passed := false
 	for attempt := 1; attempt <= sc.attempts && !passed; attempt++ {
-		var info string
-		base, during, info = forkBombRound(t, c, b, sc, pidsMax, cpuCap)
-		p50, p99 := harness.Ratio(during, base, 0.5), harness.Ratio(during, base, 0.99)
-		ratios = append(ratios, fmt.Sprintf("%.2f/%.2f", p50, p99))
-		t.Logf("attempt %d: B baseline %v, during the fork bomb %v: p50 ratio %.2f (bound %.1f), p99 ratio %.2f (bound %.1f); %s",
-			attempt, base, during, p50, sc.forkBombP50, p99, sc.forkBombP99, info)
-		passed = p50 <= sc.forkBombP50 && p99 <= sc.forkBombP99
+		r = forkBombRound(t, c, b, sc, pidsMax, cpuCap)
+		ratios = append(ratios, r.ratios())
+		t.Logf("attempt %d: httpd baseline %v, during %v; echo baseline %v, during %v; p50/p99 ratios %s (bounds: httpd %.1f/%.1f, echo %.1f/%.1f); %s",
+			attempt, r.base, r.during, r.echoBase, r.echoDuring, r.ratios(),
+			sc.forkBombP50, sc.forkBombP99, sc.forkBombP50, sc.echoP99, r.info)
+		passed = harness.Ratio(r.during, r.base, 0.5) <= sc.forkBombP50 &&
+			harness.Ratio(r.during, r.base, 0.99) <= sc.forkBombP99 &&
+			harness.Ratio(r.echoDuring, r.echoBase, 0.5) <= sc.forkBombP50 &&
+			harness.Ratio(r.echoDuring, r.echoBase, 0.99) <= sc.echoP99
 	}
-	report(t, "forkbomb", base, during, fmt.Sprintf(" attempts(p50/p99)=%s", strings.Join(ratios, ",")))
+	report(t, "forkbomb", r.base, r.during, fmt.Sprintf(" attempts=[%s]", strings.Join(ratios, "; ")))
+	report(t, "forkbomb-echo", r.echoBase, r.echoDuring, "")
 	if !passed {
-		t.Errorf("B under the fork bomb exceeded its bounds (p50 %.1fx, p99 %.1fx its baseline) in all %d attempts (ratios p50/p99 %s)",
-			sc.forkBombP50, sc.forkBombP99, sc.attempts, strings.Join(ratios, ", "))
+		t.Errorf("B under the fork bomb exceeded its bounds (httpd p50 %.1fx, p99 %.1fx; echo p50 %.1fx, p99 %.1fx its baseline) in all %d attempts: %s",
+			sc.forkBombP50, sc.forkBombP99, sc.forkBombP50, sc.echoP99, sc.attempts, strings.Join(ratios, "; "))
 	}
 
 	if !sc.noCPULimitRound {
 		t.Logf("the fork bomb without a CPU quota is not measured here (time)")
 		return
 	}
-	base, during, info := forkBombRound(t, c, b, sc, pidsMax)
-	t.Logf("A without a CPU quota: B baseline %v, during the fork bomb %v; %s", base, during, info)
-	report(t, "forkbomb-no-cpu-limit", base, during, "")
+	r = forkBombRound(t, c, b, sc, pidsMax)
+	t.Logf("A without a CPU quota: %s; %s", r.ratios(), r.info)
+	report(t, "forkbomb-no-cpu-limit", r.base, r.during, "")
+	report(t, "forkbomb-echo-no-cpu-limit", r.echoBase, r.echoDuring, "")
 }
 
 // withAttacker bind-mounts the attacker binary (harness.Attacker) read-only at /attacker.

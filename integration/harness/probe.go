@@ -205,6 +205,132 @@ func (p HTTPProbe) Measure(n int, until <-chan struct{}, maxDur time.Duration) (
 	return lat, err
 }
 
+// EchoProbe measures the round trip of a line through an echo service listening on Addr inside
+// the network namespace of Pid, over one TCP connection that Measure opens and keeps: a service
+// such as busybox nc running cat answers every request without forking, so its latency is the
+// scheduler's and the network stack's, not fork's. Like HTTPProbe it uses blocking system
+// calls on one locked OS thread.
+type EchoProbe struct {
+	Pid     int
+	Addr    string        // "127.0.0.1:8081"
+	Timeout time.Duration // per request, and for the connection
+}
+
+// dial connects to the service; the caller is in the service's network namespace.
+func (p EchoProbe) dial() (int, error) {
+	ta, err := net.ResolveTCPAddr("tcp4", p.Addr)
+	if err != nil {
+		return -1, err
+	}
+	sa := &unix.SockaddrInet4{Port: ta.Port}
+	copy(sa.Addr[:], ta.IP.To4())
+	fd, err := unix.Socket(unix.AF_INET, unix.SOCK_STREAM|unix.SOCK_CLOEXEC, 0)
+	if err != nil {
+		return -1, fmt.Errorf("socket: %w", err)
+	}
+	tv := unix.NsecToTimeval(p.Timeout.Nanoseconds())
+	for _, opt := range []int{unix.SO_RCVTIMEO, unix.SO_SNDTIMEO} {
+		if err := unix.SetsockoptTimeval(fd, unix.SOL_SOCKET, opt, &tv); err != nil {
+			unix.Close(fd)
+			return -1, fmt.Errorf("setsockopt: %w", err)
+		}
+	}
+	// Small writes must leave at once, not wait for the previous one's ACK (Nagle).
+	if err := unix.SetsockoptInt(fd, unix.IPPROTO_TCP, unix.TCP_NODELAY, 1); err != nil {
+		unix.Close(fd)
+		return -1, fmt.Errorf("setsockopt TCP_NODELAY: %w", err)
+	}
+	if err := connect(fd, sa, p.Timeout); err != nil {
+		unix.Close(fd)
+		return -1, fmt.Errorf("connect %s: %w", p.Addr, err)
+	}
+	return fd, nil
+}
+
+// roundTrip sends one numbered line on fd and reads it back.
+func (p EchoProbe) roundTrip(fd, seq int) (time.Duration, error) {
+	msg := fmt.Appendf(nil, "%08d\n", seq%100000000)
+	start := time.Now()
+	for req := msg; len(req) > 0; {
+		n, err := unix.Write(fd, req)
+		if err == unix.EINTR {
+			continue
+		}
+		if err != nil {
+			return 0, fmt.Errorf("write: %w", err)
+		}
+		req = req[n:]
+	}
+	got := make([]byte, 0, len(msg))
+	buf := make([]byte, len(msg))
+	for len(got) < len(msg) {
+		n, err := unix.Read(fd, buf[:len(msg)-len(got)])
+		if err == unix.EINTR {
+			continue
+		}
+		if err != nil {
+			return 0, fmt.Errorf("read echo after %d bytes: %w", len(got), err)
+		}
+		if n == 0 {
+			return 0, fmt.Errorf("connection closed after %d bytes of the echo", len(got))
+		}
+		got = append(got, buf[:n]...)
+	}
+	elapsed := time.Since(start)
+	if !bytes.Equal(got, msg) {
+		return 0, fmt.Errorf("echo %q, want %q", got, msg)
+	}
+	return elapsed, nil
+}
+
+// WaitReady polls the service until a round trip succeeds or timeout passes.
+func (p EchoProbe) WaitReady(timeout time.Duration) error {
+	deadline := time.Now().Add(timeout)
+	for {
+		var err error
+		nerr := InNetns(p.Pid, func() error {
+			var fd int
+			if fd, err = p.dial(); err == nil {
+				_, err = p.roundTrip(fd, 0)
+				unix.Close(fd)
+			}
+			return nil
+		})
+		if nerr != nil {
+			return nerr
+		}
+		if err == nil {
+			return nil
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("echo service at %s not ready after %v: %w", p.Addr, timeout, err)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+// Measure opens one connection and does n round trips on it, one after the other. The first
+// failure ends it with an error that says how many succeeded.
+func (p EchoProbe) Measure(n int) (Latencies, error) {
+	var lat Latencies
+	err := InNetns(p.Pid, func() error {
+		fd, err := p.dial()
+		if err != nil {
+			return err
+		}
+		defer unix.Close(fd)
+		for i := range n {
+			d, err := p.roundTrip(fd, i+1)
+			if err != nil {
+				return fmt.Errorf("round trip %d to %s: %w", i+1, p.Addr, err)
+			}
+			lat = append(lat, d)
+		}
+		return nil
+	})
+	return lat, err
+}
+
 // Latencies are request latencies in the order measured.
 type Latencies []time.Duration
 
