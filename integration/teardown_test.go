@@ -2,6 +2,7 @@ package integration
 
 import (
 	"errors"
+	"slices"
 	"syscall"
 	"testing"
 	"time"
@@ -58,7 +59,9 @@ func TestKillThenDeleteLeavesNothing(t *testing.T) {
 
 // TestGroupedShimNoFDLeak verifies that a shim serving a group of containers returns to the
 // same number of open fds after further containers of the group run and are deleted, and
-// exits once the group's last container is deleted.
+// exits once the group's last container is deleted. The group is named by an annotation, so
+// start's constructor prespawns no daemon for any of them: the first one's daemon is started
+// by start itself (not "-prespawned").
 func TestGroupedShimNoFDLeak(t *testing.T) {
 	c := startBox(t)
 	ctx := c.Context(t)
@@ -67,6 +70,9 @@ func TestGroupedShimNoFDLeak(t *testing.T) {
 	anchor := newContainer(t, c, anchorID, []string{"sleep", "600"}, group)
 	task, wait := startTask(t, c, anchor)
 	shim := oneShim(t, c, anchorID)
+	if args := daemonArgs(t, shim); slices.Contains(args, "-prespawned") {
+		t.Errorf("the group's daemon %d was prespawned (%q): start's constructor missed the group annotation", shim, args)
+	}
 
 	lifecycle := func(i int) {
 		id := harness.RandID(t, "member")

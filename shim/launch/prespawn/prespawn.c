@@ -14,12 +14,21 @@
 // when the container joins a running daemon, closes it: the daemon sees EOF
 // and exits. Nothing happens unless the last argument is "start" and the
 // daemon binary exists; any failure leaves start to run the daemon itself.
+//
+// A container of a group other than its own (a pod's container: CRI's
+// sandbox-id annotation names the pod's sandbox; or runc's group
+// annotation) nearly always joins its group's running daemon, so none is
+// prespawned for it (box_joins_group): that would be a whole Go process
+// started for nothing on every container of every pod. When the group has
+// no daemon yet, start runs one itself.
 #define _GNU_SOURCE
+#include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #define DAEMON "containerd-shim-box-v1-daemon"
@@ -59,6 +68,119 @@ static void child(const char *path, int fd, char **envp)
 	_exit(127);
 }
 
+// annotation returns the string value of the JSON member "key" in
+// config[0:len], or NULL; *vlen is its length. It does not parse JSON: it
+// finds the quoted key followed by a colon and a string without escapes
+// (containerd writes config.json compact; IDs have no escapes). A miss only
+// means a daemon is prespawned that may go unused.
+static const char *annotation(const char *config, size_t len, const char *key, size_t *vlen)
+{
+	char quoted[64];
+	size_t klen = strlen(key);
+	const char *p, *end = config + len;
+
+	if (klen + 3 > sizeof(quoted))
+		return NULL;
+	quoted[0] = '"';
+	memcpy(quoted + 1, key, klen);
+	quoted[klen + 1] = '"';
+	p = memmem(config, len, quoted, klen + 2);
+	if (p == NULL)
+		return NULL;
+	p += klen + 2;
+	while (p < end && (*p == ' ' || *p == '\t' || *p == '\n' || *p == '\r'))
+		p++;
+	if (p >= end || *p++ != ':')
+		return NULL;
+	while (p < end && (*p == ' ' || *p == '\t' || *p == '\n' || *p == '\r'))
+		p++;
+	if (p >= end || *p++ != '"')
+		return NULL;
+	for (const char *v = p; v < end; v++) {
+		if (*v == '\\')
+			return NULL;
+		if (*v == '"') {
+			*vlen = (size_t)(v - p);
+			return p;
+		}
+	}
+	return NULL;
+}
+
+// box_joins_group reports whether the config.json in config[0:len] puts
+// container id into a group other than its own, the group the start action
+// computes (launch.groupID: runc's group annotation first, then CRI's).
+int box_joins_group(const char *config, size_t len, const char *id)
+{
+	static const char *keys[] = {"io.containerd.runc.v2.group", "io.kubernetes.cri.sandbox-id"};
+	size_t vlen = 0;
+
+	for (size_t i = 0; i < sizeof(keys) / sizeof(keys[0]); i++) {
+		const char *v = annotation(config, len, keys[i], &vlen);
+		if (v == NULL || vlen == 0)
+			continue;
+		return vlen != strlen(id) || memcmp(v, id, vlen) != 0;
+	}
+	return 0;
+}
+
+// flag_id returns the value of start's -id flag (-id X, --id X, -id=X,
+// --id=X, as Go's flag package reads them), or NULL.
+static const char *flag_id(int argc, char **argv)
+{
+	for (int i = 1; i < argc; i++) {
+		const char *a = argv[i];
+		if (a[0] != '-')
+			continue;
+		a += (a[1] == '-') ? 2 : 1;
+		if (strcmp(a, "id") == 0)
+			return i + 1 < argc ? argv[i + 1] : NULL;
+		if (strncmp(a, "id=", 3) == 0)
+			return a + 3;
+	}
+	return NULL;
+}
+
+// joins_group reads config.json in the working directory (containerd runs
+// start in the bundle) and applies box_joins_group to it.
+static int joins_group(int argc, char **argv)
+{
+	const char *id = flag_id(argc, argv);
+	struct stat st;
+	char *buf;
+	ssize_t n;
+	size_t got = 0;
+	int fd, joins = 0;
+
+	if (id == NULL)
+		return 0;
+	fd = open("config.json", O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return 0;
+	// A config.json is tens of KiB; an absurd one is not worth reading here.
+	if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode) || st.st_size <= 0 || st.st_size > (16 << 20)) {
+		close(fd);
+		return 0;
+	}
+	buf = malloc((size_t)st.st_size);
+	if (buf == NULL) {
+		close(fd);
+		return 0;
+	}
+	while (got < (size_t)st.st_size) {
+		n = read(fd, buf + got, (size_t)st.st_size - got);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0)
+			break;
+		got += (size_t)n;
+	}
+	close(fd);
+	joins = box_joins_group(buf, got, id);
+	free(buf);
+	return joins;
+}
+
 __attribute__((constructor)) static void box_prespawn(int argc, char **argv, char **envp)
 {
 	char path[PATH_MAX];
@@ -67,7 +189,7 @@ __attribute__((constructor)) static void box_prespawn(int argc, char **argv, cha
 	char *slash;
 	pid_t pid;
 
-	if (argc < 2 || strcmp(argv[argc - 1], "start") != 0)
+	if (argc < 2 || strcmp(argv[argc - 1], "start") != 0 || joins_group(argc, argv))
 		return;
 	// Should start run with stdio closed, keep fds 0-2 taken, so that
 	// neither end of the socket pair lands there.

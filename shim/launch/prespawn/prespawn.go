@@ -10,12 +10,15 @@ package prespawn
 #cgo CFLAGS: -Wall -Werror
 extern int box_prespawn_pid;
 extern int box_prespawn_fd;
+#include <stdlib.h>
+int box_joins_group(const char *config, size_t len, const char *id);
 */
 import "C"
 
 import (
 	"os"
 	"sync"
+	"unsafe"
 )
 
 var taken sync.Once
@@ -29,4 +32,16 @@ func Take() (pid int, conn *os.File, ok bool) {
 		}
 	})
 	return pid, conn, ok
+}
+
+// joinsGroup is the constructor's test for a container that joins its
+// group's daemon (box_joins_group), for the tests.
+func joinsGroup(config []byte, id string) bool {
+	cid := C.CString(id)
+	defer C.free(unsafe.Pointer(cid))
+	var p *C.char
+	if len(config) > 0 {
+		p = (*C.char)(unsafe.Pointer(&config[0]))
+	}
+	return C.box_joins_group(p, C.size_t(len(config)), cid) != 0
 }
