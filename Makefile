@@ -100,6 +100,7 @@ check: deps
 	$(MAKE) --no-print-directory root-test || rc=1; \
 	$(MAKE) --no-print-directory integration || rc=1; \
 	$(MAKE) --no-print-directory vm-test || rc=1; \
+	$(MAKE) --no-print-directory vm-systemd-test || rc=1; \
 	$(MAKE) --no-print-directory client-suite || rc=1; \
 	pass=$$(cat $(OUTPUT)/*.log | grep -cE '^ *--- PASS'); \
 	fail=$$(cat $(OUTPUT)/*.log | grep -cE '^ *--- FAIL'); \
