@@ -1,8 +1,13 @@
 package integration
 
 import (
+	"bytes"
 	"errors"
+	"os"
+	"path/filepath"
 	"slices"
+	"strconv"
+	"strings"
 	"syscall"
 	"testing"
 	"time"
@@ -10,6 +15,7 @@ import (
 	"github.com/containerd/containerd/v2/client"
 	"github.com/containerd/containerd/v2/pkg/oci"
 	"github.com/containerd/errdefs"
+	specs "github.com/opencontainers/runtime-spec/specs-go"
 
 	"github.com/boxrt/containerd-shim-box-v1/integration/harness"
 )
@@ -147,4 +153,66 @@ func TestShimCrash(t *testing.T) {
 		t.Fatalf("container delete after shim crash: %v", err)
 	}
 	c.RequireNoLeftovers(t, id, 15*time.Second)
+}
+
+// TestHostPIDOrphansReaped runs a container in the host's pid namespace whose processes leave
+// orphans: the kernel reparents them to the daemon (a child subreaper in the same pid
+// namespace), which must collect their exits. The daemon otherwise learns of exits through
+// pidfds alone; for such a container it also listens for SIGCHLD (shim/reaper.go).
+func TestHostPIDOrphansReaped(t *testing.T) {
+	c := startBox(t)
+	ctx := c.Context(t)
+	id := harness.RandID(t, "hostpid")
+	// Five subshells each start a sleep in the background and exit at once: the sleeps are
+	// orphaned, become the daemon's children and exit a second later.
+	const orphans = 5
+	script := "for i in 1 2 3 4 5; do (sleep 1 &); done; exec sleep 600"
+	ctr := newContainer(t, c, id, []string{"sh", "-c", script}, oci.WithHostNamespace(specs.PIDNamespace))
+	task, wait := startTask(t, c, ctr)
+	shim := oneShim(t, c, id)
+	// The init (sleep 600) and the orphans are the daemon's children.
+	if !waitFor(10*time.Second, func() bool { return len(childrenOf(t, shim)) >= 1+orphans }) {
+		t.Fatalf("the orphans never became children of the daemon %d: %v", shim, childrenOf(t, shim))
+	}
+	// Once they exit, only the init is left: no zombie.
+	if !waitFor(10*time.Second, func() bool { return len(childrenOf(t, shim)) == 1 }) {
+		t.Errorf("children of the daemon %d after its orphans exited: %v", shim, childrenOf(t, shim))
+	}
+	if err := task.Kill(ctx, syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	waitCode(t, wait)
+	if _, err := task.Delete(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if err := ctr.Delete(ctx, client.WithSnapshotCleanup); err != nil {
+		t.Fatal(err)
+	}
+	c.RequireNoLeftovers(t, id, 10*time.Second)
+}
+
+// childrenOf returns ppid's children, pid to state ("S", "Z", ...).
+func childrenOf(t *testing.T, ppid int) map[int]string {
+	t.Helper()
+	entries, err := os.ReadDir("/proc")
+	if err != nil {
+		t.Fatal(err)
+	}
+	children := map[int]string{}
+	for _, e := range entries {
+		pid, err := strconv.Atoi(e.Name())
+		if err != nil {
+			continue
+		}
+		b, err := os.ReadFile(filepath.Join("/proc", e.Name(), "stat"))
+		if err != nil {
+			continue // gone
+		}
+		// "pid (comm) state ppid ...": comm may hold spaces and parentheses.
+		f := strings.Fields(string(b[bytes.LastIndexByte(b, ')')+1:]))
+		if len(f) >= 2 && f[1] == strconv.Itoa(ppid) {
+			children[pid] = f[0]
+		}
+	}
+	return children
 }

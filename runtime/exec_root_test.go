@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	goruntime "runtime"
 	"strings"
 	"syscall"
 	"testing"
@@ -304,5 +305,73 @@ func TestProcessSignal(t *testing.T) {
 	}
 	if err := proc.Signal(syscall.SIGTERM); !errors.Is(err, errdefs.ErrNotFound) {
 		t.Errorf("signal after exit: %v, want NotFound", err)
+	}
+}
+
+// TestRestorePidNS checks what lets the exec path give its thread back to the Go runtime:
+// after joining another pid namespace for its children, the thread's children start in its
+// own pid namespace again, as verified by the namespace files.
+func TestRestorePidNS(t *testing.T) {
+	testutil.RequiresRoot(t)
+	pid, err := syscall.ForkExec("/bin/sleep", []string{"sleep", "60"},
+		&syscall.ProcAttr{Sys: &syscall.SysProcAttr{Cloneflags: unix.CLONE_NEWPID}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() {
+		_ = unix.Kill(pid, unix.SIGKILL)
+		var ws unix.WaitStatus
+		_, _ = unix.Wait4(pid, &ws, 0, nil)
+	}()
+	done := make(chan error, 1)
+	go func() {
+		goruntime.LockOSThread() // never unlocked: the thread dies with the goroutine
+		other, err := unix.Open(fmt.Sprintf("/proc/%d/ns/pid", pid), unix.O_RDONLY|unix.O_CLOEXEC, 0)
+		if err != nil {
+			done <- err
+			return
+		}
+		defer unix.Close(other)
+		if err := unix.Setns(other, unix.CLONE_NEWPID); err != nil {
+			done <- fmt.Errorf("join: %w", err)
+			return
+		}
+		var a, b unix.Stat_t
+		if err := unix.Stat("/proc/thread-self/ns/pid_for_children", &a); err != nil {
+			done <- err
+			return
+		}
+		if err := unix.Fstat(other, &b); err != nil || a.Ino != b.Ino {
+			done <- fmt.Errorf("pid_for_children %d is not the joined namespace %d (%v)", a.Ino, b.Ino, err)
+			return
+		}
+		if err := restorePidNS(); err != nil {
+			done <- fmt.Errorf("restorePidNS: %w", err)
+			return
+		}
+		// A child forked now is in the test's own pid namespace.
+		child, err := syscall.ForkExec("/bin/sleep", []string{"sleep", "60"}, &syscall.ProcAttr{})
+		if err != nil {
+			done <- err
+			return
+		}
+		var own, its unix.Stat_t
+		err1 := unix.Stat("/proc/self/ns/pid", &own)
+		err2 := unix.Stat(fmt.Sprintf("/proc/%d/ns/pid", child), &its)
+		_ = unix.Kill(child, unix.SIGKILL)
+		var ws unix.WaitStatus
+		_, _ = unix.Wait4(child, &ws, 0, nil)
+		if err := errors.Join(err1, err2); err != nil {
+			done <- err
+			return
+		}
+		if own.Ino != its.Ino {
+			done <- fmt.Errorf("a child forked after restorePidNS is in pid namespace %d, not the test's %d", its.Ino, own.Ino)
+			return
+		}
+		done <- nil
+	}()
+	if err := <-done; err != nil {
+		t.Fatal(err)
 	}
 }

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	goruntime "runtime"
 	"syscall"
 
 	"golang.org/x/sys/unix"
@@ -40,7 +41,12 @@ var joinable = []struct {
 }
 
 // spawnExec forks the exec stage on a locked OS thread that joins the
-// init's pid namespace for its children and is then discarded.
+// init's pid namespace for its children. The thread is given back to the
+// Go runtime once its pid namespace for children is its own again; with an
+// initial CPU affinity, or if that cannot be verified, it stays locked and
+// dies with the goroutine. (A discarded thread costs more than a new one:
+// when it is the main thread, which cannot exit, the runtime parks it for
+// good and starts a template thread besides.)
 func (c *Container) spawnExec(cfg ProcessConfig, plan *oci.ProcessPlan, exe string, child *os.File) (*Process, error) {
 	type result struct {
 		p   *Process
@@ -48,18 +54,44 @@ func (c *Container) spawnExec(cfg ProcessConfig, plan *oci.ProcessPlan, exe stri
 	}
 	done := make(chan result, 1)
 	go func() {
-		// Never unlocked: the thread's pid_for_children is changed for
-		// good, so it must die with the goroutine.
 		lockOSThread()
 		if err := setInitialAffinity(plan.ExecCPUAffinity); err != nil {
 			done <- result{nil, err}
 			return
 		}
 		p, err := c.forkExecStage(cfg, plan, exe, child)
+		if a := plan.ExecCPUAffinity; (a == nil || a.Initial == nil) && restorePidNS() == nil {
+			goruntime.UnlockOSThread()
+		}
 		done <- result{p, err}
 	}()
 	r := <-done
 	return r.p, r.err
+}
+
+// restorePidNS undoes joinPidNS: the calling thread's children start in
+// its own pid namespace again (setns to one's active pid namespace is
+// always allowed). It fails unless that is verified.
+func restorePidNS() error {
+	fd, err := unix.Open("/proc/thread-self/ns/pid", unix.O_RDONLY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return err
+	}
+	defer unix.Close(fd)
+	if err := unix.Setns(fd, unix.CLONE_NEWPID); err != nil {
+		return err
+	}
+	var own, children unix.Stat_t
+	if err := unix.Fstat(fd, &own); err != nil {
+		return err
+	}
+	if err := unix.Stat("/proc/thread-self/ns/pid_for_children", &children); err != nil {
+		return err
+	}
+	if own.Dev != children.Dev || own.Ino != children.Ino {
+		return errors.New("pid_for_children is not the thread's pid namespace")
+	}
+	return nil
 }
 
 // forkExecStage runs on the locked thread.
@@ -128,7 +160,8 @@ func (c *Container) nsDiff() (uintptr, error) {
 // joinPidNS makes the calling thread's children start in the init's pid
 // namespace.
 //
-// Preconditions: the calling goroutine is locked to its thread, for good.
+// Preconditions: the calling goroutine is locked to its thread until
+// restorePidNS has undone this.
 func (c *Container) joinPidNS() error {
 	same, err := c.sameNS("pid", "pid_for_children")
 	if err != nil || same {

@@ -22,10 +22,10 @@ import (
 )
 
 // serve is the daemon: it serves the task API on the socket start handed it
-// (fd 3) until Shutdown, SIGTERM or SIGINT.
+// (fd 3) until Shutdown.
 //
-// containerd runs... no: start runs it with the bundle as working directory,
-// where containerd created the "log" fifo the daemon logs to.
+// start runs it with the bundle as working directory, where containerd
+// created the "log" fifo the daemon logs to.
 func serve(ctx context.Context, f launch.Flags) error {
 	ctx = namespaces.WithNamespace(ctx, f.Namespace)
 	if err := setupLogger(ctx, f.Debug); err != nil {
@@ -37,8 +37,10 @@ func serve(ctx context.Context, f launch.Flags) error {
 	if err := unix.Prctl(unix.PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0); err != nil {
 		return fmt.Errorf("become subreaper: %w", err)
 	}
-	signals := make(chan os.Signal, 32)
-	signal.Notify(signals, unix.SIGCHLD, unix.SIGTERM, unix.SIGINT)
+	// A write to a closed log fifo must fail, not end the daemon. (Ignore
+	// costs no thread; Notify would: see reaper. SIGTERM and SIGINT keep
+	// their default action and end the daemon like SIGKILL does, after
+	// which containerd's `delete` cleans up.)
 	signal.Ignore(unix.SIGPIPE)
 
 	l, err := listener(f.Socket)
@@ -77,14 +79,6 @@ func serve(ctx context.Context, f launch.Flags) error {
 
 	for {
 		select {
-		case s := <-signals:
-			switch s {
-			case unix.SIGCHLD:
-				rp.reap()
-			default:
-				log.G(ctx).WithField("signal", s).Info("shutting down")
-				stop()
-			}
 		case err := <-serveErr:
 			if err != nil && !errors.Is(err, ttrpc.ErrServerClosed) {
 				return fmt.Errorf("serve task API: %w", err)

@@ -51,17 +51,7 @@ func watchContainerd(ctx context.Context, ident, ttrpcAddress string) <-chan str
 	pf := os.NewFile(uintptr(fd), "containerd-pidfd")
 	go func() {
 		defer pf.Close()
-		raw, err := pf.SyscallConn()
-		if err != nil {
-			return
-		}
-		// A pidfd becomes readable when the process exits.
-		waited := false
-		if err := raw.Read(func(uintptr) bool {
-			done := waited
-			waited = true
-			return done
-		}); err != nil {
+		if err := waitPidfd(pf); err != nil {
 			return
 		}
 		log.G(ctx).WithField("grace", grace).Warn("containerd exited; waiting for it to come back")

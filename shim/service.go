@@ -121,6 +121,9 @@ func (s *service) create(ctx context.Context, r *taskAPI.CreateTaskRequest) (_ *
 	if err := cgroup.CheckDriver(plan.CgroupsPath, opts.SystemdCgroup); err != nil {
 		return nil, err
 	}
+	if inDaemonPidNS(plan) {
+		s.reaper.watchOrphans()
+	}
 	if err := mountRootfs(r, plan.Rootfs); err != nil {
 		return nil, err
 	}
