@@ -96,11 +96,12 @@ func TestReaperGrandchildReparented(t *testing.T) {
 	defer pr.Close()
 	r := newReaper()
 	var parent int
-	// sh forks the grandchild (exit 5), reports its pid and execs sleep,
-	// which never waits for it: it stays the zombie child of sleep for
-	// 300 ms, then is reparented to this process.
+	// sh forks the grandchild (a subshell that exits 5 after 0.5 s: still
+	// running when sh execs, so sh cannot have reaped it), reports its pid
+	// and execs sleep, which never waits for it: it is the zombie child of
+	// sleep for 0.5 s, then is reparented to this process.
 	pid, exited, err := r.Fork(func() (int, error) {
-		p, err := syscall.ForkExec("/bin/sh", []string{"sh", "-c", "(exit 5) & echo $!; exec sleep 0.3"},
+		p, err := syscall.ForkExec("/bin/sh", []string{"sh", "-c", "(sleep 0.5; exit 5) & echo $!; exec sleep 1"},
 			&syscall.ProcAttr{Env: []string{"PATH=/usr/bin:/bin"}, Files: []uintptr{0, pw.Fd(), 2}})
 		pw.Close()
 		if err != nil {
