@@ -19,6 +19,9 @@ import (
 // smallest possible Go stage.
 //
 //	go test ./runtime -run XXX -bench Lifecycle -args -test.root
+//
+// With BOX_STAGE_BINARY=$PWD/_output/bin/containerd-shim-box-v1 (make build)
+// the stages run from the production binary instead of the test binary.
 func BenchmarkLifecycle(b *testing.B) {
 	testutil.RequiresRoot(b)
 	bundle, spec, _ := testBundle(b, "/bin/true")
@@ -53,4 +56,39 @@ func BenchmarkLifecycle(b *testing.B) {
 	b.ReportMetric(float64(create.Microseconds())/n/1000, "create-ms")
 	b.ReportMetric(float64(start.Microseconds())/n/1000, "start-exit-ms")
 	b.ReportMetric(float64(destroy.Microseconds())/n/1000, "destroy-ms")
+}
+
+// BenchmarkExec is box's own part of an exec, without containerd or the
+// daemon's RPCs (the bench's L6 adds those): Exec of `true` into a running
+// container with containerd's default seccomp profile (the exec stage
+// forked into the container's namespaces and cgroup, its setup, execve)
+// until its exit is collected.
+//
+//	go test ./runtime -run XXX -bench Exec -args -test.root
+//
+// BOX_STAGE_BINARY as for BenchmarkLifecycle.
+func BenchmarkExec(b *testing.B) {
+	testutil.RequiresRoot(b)
+	bundle, spec, _ := testBundle(b, "sleep", "600")
+	spec.Linux.Seccomp = cseccomp.DefaultProfile(spec)
+	c, mon := createStarted(b, bundle, spec)
+	p := execSpec(spec, "/bin/true")
+	var exec, exit time.Duration
+	for b.Loop() {
+		t0 := time.Now()
+		proc, err := c.Exec(context.Background(), ProcessConfig{ID: "e", Spec: p, Monitor: mon})
+		if err != nil {
+			b.Fatal(err)
+		}
+		t1 := time.Now()
+		if e := <-proc.Exited(); e.Status != 0 {
+			b.Fatalf("exit status %d", e.Status)
+		}
+		proc.Close()
+		exec += t1.Sub(t0)
+		exit += time.Since(t1)
+	}
+	n := float64(b.N)
+	b.ReportMetric(float64(exec.Microseconds())/n/1000, "exec-ms")
+	b.ReportMetric(float64(exit.Microseconds())/n/1000, "exit-ms")
 }

@@ -35,7 +35,7 @@ func reportDumpable() {
 
 // startContainer creates and starts a container running args and removes
 // it when the test ends.
-func startContainer(t *testing.T, args ...string) (*Container, *specs.Spec, Monitor) {
+func startContainer(t testing.TB, args ...string) (*Container, *specs.Spec, Monitor) {
 	t.Helper()
 	bundle, spec, _ := testBundle(t, args...)
 	c, mon := createStarted(t, bundle, spec)
@@ -44,7 +44,7 @@ func startContainer(t *testing.T, args ...string) (*Container, *specs.Spec, Moni
 
 // createStarted creates and starts the bundle's container and removes it
 // when the test ends.
-func createStarted(t *testing.T, bundle string, spec *specs.Spec) (*Container, Monitor) {
+func createStarted(t testing.TB, bundle string, spec *specs.Spec) (*Container, Monitor) {
 	t.Helper()
 	plan, err := oci.NewPlan(spec, bundle)
 	if err != nil {
