@@ -27,6 +27,7 @@ import (
 	"github.com/boxrt/containerd-shim-box-v1/runtime"
 	"github.com/boxrt/containerd-shim-box-v1/runtime/cgroup"
 	"github.com/boxrt/containerd-shim-box-v1/shim/launch"
+	"github.com/boxrt/containerd-shim-box-v1/shim/launch/deleted"
 )
 
 // service implements containerd's task API v3 for every container of one
@@ -103,6 +104,10 @@ func (s *service) create(ctx context.Context, r *taskAPI.CreateTaskRequest) (_ *
 	opts, err := launch.ParseOptions(r.Options)
 	if err != nil {
 		return nil, err
+	}
+	// A task created in this bundle again has not been deleted.
+	if err := deleted.Remove(r.Bundle); err != nil {
+		return nil, fmt.Errorf("create %s: %w", r.ID, err)
 	}
 	spec, err := oci.Load(r.Bundle)
 	if err != nil {
@@ -398,6 +403,12 @@ func (s *service) delete(ctx context.Context, c *container) (runtime.Exit, error
 	c.mu.Lock()
 	_ = c.transition(Deleted)
 	c.mu.Unlock()
+	// Everything is released: the delete action containerd runs next only
+	// has to answer (shim/launch/deleted).
+	resp := launch.EncodeDeleteResponse(uint32(c.pid()), uint32(e.Status), e.At)
+	if err := deleted.Write(c.bundle, c.id, resp); err != nil {
+		log.G(ctx).WithError(err).WithField("id", c.id).Warn("record the delete in the bundle (the delete action will clean up again)")
+	}
 	s.mu.Lock()
 	delete(s.containers, c.id)
 	s.mu.Unlock()

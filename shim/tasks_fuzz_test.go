@@ -1,6 +1,7 @@
 package shim
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -30,6 +31,8 @@ import (
 	"github.com/boxrt/containerd-shim-box-v1/runtime"
 	// The exec stage's namespace join runs in this constructor.
 	_ "github.com/boxrt/containerd-shim-box-v1/runtime/nsenter"
+	"github.com/boxrt/containerd-shim-box-v1/shim/launch"
+	deletedrecord "github.com/boxrt/containerd-shim-box-v1/shim/launch/deleted"
 )
 
 // FuzzTaskSequence drives the task API of a real service (real runtime,
@@ -424,12 +427,20 @@ func (h *taskHarness) cleanup(t *testing.T) {
 				return err
 			})
 		}
+		var resp *taskAPI.DeleteResponse
 		err := call(t, "cleanup Delete", func() error {
-			_, err := h.s.Delete(ctx, &taskAPI.DeleteRequest{ID: fuzzTaskID})
+			var err error
+			resp, err = h.s.Delete(ctx, &taskAPI.DeleteRequest{ID: fuzzTaskID})
 			return err
 		})
 		if err != nil {
 			t.Errorf("container not deletable after kill and wait: %v", err)
+		} else if resp != nil {
+			// The delete action containerd runs next answers the same.
+			want := launch.EncodeDeleteResponse(resp.Pid, resp.ExitStatus, resp.ExitedAt.AsTime())
+			if got, ok := deletedrecord.Read(h.bundle, fuzzTaskID); !ok || !bytes.Equal(got, want) {
+				t.Errorf("delete record %x (%v), want %x", got, ok, want)
+			}
 		}
 	}
 	if _, err := h.s.get(fuzzTaskID); err == nil {

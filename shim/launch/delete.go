@@ -15,6 +15,7 @@ import (
 	"github.com/boxrt/containerd-shim-box-v1/oci"
 	"github.com/boxrt/containerd-shim-box-v1/runtime"
 	"github.com/boxrt/containerd-shim-box-v1/runtime/cgroup"
+	"github.com/boxrt/containerd-shim-box-v1/shim/launch/deleted"
 )
 
 // deleteAction is the "delete" action: containerd runs it when a daemon is
@@ -29,6 +30,16 @@ func deleteAction(f Flags) error {
 			return err
 		}
 		bundle = wd
+	}
+	// The daemon deleted the task itself (the usual case: containerd runs
+	// this action after every task): answer what it recorded. The C
+	// constructor (shim/launch/deleted) normally did this already.
+	if resp, ok := deleted.Read(bundle, f.ID); ok {
+		if addr, err := os.ReadFile(filepath.Join(bundle, "address")); err == nil && !canConnect(string(addr)) {
+			_ = removeSocket(string(addr))
+		}
+		_, err := os.Stdout.Write(resp)
+		return err
 	}
 	resp, err := cleanupBundle(bundle)
 	if _, werr := os.Stdout.Write(resp.marshal()); werr != nil {
@@ -89,6 +100,12 @@ func poststop(bundle string) error {
 		return fmt.Errorf("poststop hooks: %w", err)
 	}
 	return runtime.PoststopAfterCrash(context.Background(), filepath.Base(bundle), bundle, spec)
+}
+
+// EncodeDeleteResponse is the DeleteResponse the delete action prints, for
+// the record a daemon leaves with deleted.Write.
+func EncodeDeleteResponse(pid, exitStatus uint32, exitedAt time.Time) []byte {
+	return deleteResponse{Pid: pid, ExitStatus: exitStatus, ExitedAt: exitedAt}.marshal()
 }
 
 // deleteResponse is the task API's DeleteResponse, which the delete action
