@@ -56,7 +56,7 @@ type attackScale struct {
 	// forkBombP50 bounds B's medians under the fork bomb, as a multiple of their baselines (the
 	// issue's 1.5; 3 under TCG, where every guest instruction is emulated on host threads
 	// that share the host's 2 CPUs). echoP99 bounds the p99 of B's echo service, which does
-	// not fork per request (the 1.5; under TCG see scale). forkBombP99 bounds the p99
+	// not fork per request (the 1.5; 5 under TCG, see scale). forkBombP99 bounds the p99
 	// of B's httpd, which forks for every request, on the same kernel fork path A's failing
 	// forks hammer: a quiet run here measured 2.6-3.3 (p50 1.04), so it is reported every run
 	// and bounded only against collapse (5; the bomb without pids.max leaves B unanswered).
@@ -74,11 +74,13 @@ type attackScale struct {
 
 func scale() attackScale {
 	if os.Getenv("BOX_ATTACK_SLOW") != "" {
-		// Under TCG the echo p99 bound is 3 like the medians': with 400 round trips the p99
-		// is the 4th slowest, and emulated timer and IPI delivery move it (measured 1.43).
+		// Under TCG the p99 of the echo service is bounded only against collapse (5): the
+		// guest's 2 vCPUs are emulated by threads on the host's 2 CPUs, and the same code
+		// measured 1.2-3.4 there in five runs (2000 round trips per measurement) against
+		// 0.6-1.6 on the host. The 1.5 is asserted on the host (v1).
 		return attackScale{samples: 80, attempts: 2, ready: 2 * time.Minute, window: 4 * time.Second,
 			storm: 5 * time.Second, bomb: 2 * time.Minute, request: 10 * time.Second, cycles: 10, cycleWorkers: 2,
-			forkBombP50: 3, forkBombP99: 8, echoP99: 3, echoSamples: 400, blocks: 2}
+			forkBombP50: 3, forkBombP99: 8, echoP99: 5, echoSamples: 2000, blocks: 2}
 	}
 	return attackScale{samples: 1000, attempts: 3, ready: 30 * time.Second, window: 3 * time.Second,
 		storm: 5 * time.Second, bomb: time.Minute, request: 5 * time.Second, cycles: 30, cycleWorkers: 1,
