@@ -20,12 +20,7 @@ for dir in /run/box-test-* /run/box-demo-*; do
 	[ -z "$pids" ] || kill_pids KILL $pids
 	name=$(basename "$dir")
 	# container processes of that run sit in its cgroup parent
-	for procs in /sys/fs/cgroup/*/"$name"/*/cgroup.procs; do
-		[ -f "$procs" ] || continue
-		# shellcheck disable=SC2046
-		kill_pids KILL $(cat "$procs")
-	done
-	sleep 0.5
+	kill_cgroup "$name"
 	unmount_under "$dir"
 	rmdir_cgroup "$name"
 	rm -rf "$dir"

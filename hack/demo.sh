@@ -49,6 +49,8 @@ stop() {
 	fi
 	# shellcheck disable=SC2046
 	kill_pids KILL $(pids_mentioning "$RUN") $(pids_mentioning "$DEMO/state")
+	# a container still running (the demo failed midway) mentions neither
+	kill_cgroup "$CGROUP"
 	unmount_under "$DEMO"
 	unmount_under "$RUN"
 	rmdir_cgroup "$CGROUP"
