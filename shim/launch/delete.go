@@ -35,9 +35,7 @@ func deleteAction(f Flags) error {
 	// this action after every task): answer what it recorded. The C
 	// constructor (shim/launch/deleted) normally did this already.
 	if resp, ok := deleted.Read(bundle, f.ID); ok {
-		if addr, err := os.ReadFile(filepath.Join(bundle, "address")); err == nil && !canConnect(string(addr)) {
-			_ = removeSocket(string(addr))
-		}
+		removeStaleSocket(bundle)
 		_, err := os.Stdout.Write(resp)
 		return err
 	}
@@ -87,10 +85,16 @@ func cleanupBundle(bundle string) (deleteResponse, error) {
 		resp.ExitStatus = uint32(ex.Status)
 		resp.ExitedAt = ex.ExitedAt
 	}
+	removeStaleSocket(bundle)
+	return resp, errors.Join(errs...)
+}
+
+// removeStaleSocket removes the socket of the bundle's daemon when nothing
+// listens on it any more; a daemon still serving (a group's) keeps it.
+func removeStaleSocket(bundle string) {
 	if addr, err := os.ReadFile(filepath.Join(bundle, "address")); err == nil && !canConnect(string(addr)) {
 		_ = removeSocket(string(addr))
 	}
-	return resp, errors.Join(errs...)
 }
 
 // poststop runs the poststop hooks of the bundle's config.json.

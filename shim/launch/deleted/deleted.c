@@ -13,29 +13,10 @@
 #include <sys/un.h>
 #include <unistd.h>
 
+#include "box_flags.h"
+
 #define MAGIC "box-deleted-v1"
 #define RECORD "box-deleted"
-
-// flag_value returns the value of flag name (-name X, --name X, -name=X,
-// --name=X, as Go's flag package reads them), or NULL.
-static const char *flag_value(int argc, char **argv, const char *name)
-{
-	size_t n = strlen(name);
-
-	for (int i = 1; i < argc; i++) {
-		const char *a = argv[i];
-		if (a[0] != '-')
-			continue;
-		a += (a[1] == '-') ? 2 : 1;
-		if (strncmp(a, name, n) != 0)
-			continue;
-		if (a[n] == '\0')
-			return i + 1 < argc ? argv[i + 1] : NULL;
-		if (a[n] == '=')
-			return a + n + 1;
-	}
-	return NULL;
-}
 
 // box_deleted_response checks record[0:len] for task id and returns where
 // its response starts, or NULL.
@@ -132,8 +113,8 @@ __attribute__((constructor)) static void box_deleted(int argc, char **argv)
 
 	if (argc < 2 || strcmp(argv[argc - 1], "delete") != 0)
 		return;
-	id = flag_value(argc, argv, "id");
-	bundle = flag_value(argc, argv, "bundle");
+	id = box_flag_value(argc, argv, "id");
+	bundle = box_flag_value(argc, argv, "bundle");
 	if (id == NULL)
 		return;
 	if (bundle != NULL && bundle[0] != '\0') {

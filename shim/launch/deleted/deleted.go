@@ -3,7 +3,7 @@
 package deleted
 
 /*
-#cgo CFLAGS: -Wall -Werror
+#cgo CFLAGS: -Wall -Werror -I${SRCDIR}/../include
 #include <stdlib.h>
 const char *box_deleted_response(const char *record, size_t len, const char *id, size_t *rlen);
 */

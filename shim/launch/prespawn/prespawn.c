@@ -31,6 +31,8 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "box_flags.h"
+
 #define DAEMON "containerd-shim-box-v1-daemon"
 #define MAX_ENV 4096
 
@@ -124,28 +126,11 @@ int box_joins_group(const char *config, size_t len, const char *id)
 	return 0;
 }
 
-// flag_id returns the value of start's -id flag (-id X, --id X, -id=X,
-// --id=X, as Go's flag package reads them), or NULL.
-static const char *flag_id(int argc, char **argv)
-{
-	for (int i = 1; i < argc; i++) {
-		const char *a = argv[i];
-		if (a[0] != '-')
-			continue;
-		a += (a[1] == '-') ? 2 : 1;
-		if (strcmp(a, "id") == 0)
-			return i + 1 < argc ? argv[i + 1] : NULL;
-		if (strncmp(a, "id=", 3) == 0)
-			return a + 3;
-	}
-	return NULL;
-}
-
 // joins_group reads config.json in the working directory (containerd runs
 // start in the bundle) and applies box_joins_group to it.
 static int joins_group(int argc, char **argv)
 {
-	const char *id = flag_id(argc, argv);
+	const char *id = box_flag_value(argc, argv, "id");
 	struct stat st;
 	char *buf;
 	ssize_t n;

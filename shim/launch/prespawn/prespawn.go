@@ -7,7 +7,7 @@
 package prespawn
 
 /*
-#cgo CFLAGS: -Wall -Werror
+#cgo CFLAGS: -Wall -Werror -I${SRCDIR}/../include
 extern int box_prespawn_pid;
 extern int box_prespawn_fd;
 #include <stdlib.h>
