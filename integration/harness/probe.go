@@ -66,29 +66,41 @@ type HTTPProbe struct {
 	Timeout time.Duration // per request
 }
 
-// get does one request; the caller is in the service's network namespace.
-func (p HTTPProbe) get() (time.Duration, error) {
-	ta, err := net.ResolveTCPAddr("tcp4", p.Addr)
+// dialTCP4 connects a blocking TCP socket to addr with timeout on connect,
+// send and receive; the caller is in the service's network namespace.
+func dialTCP4(addr string, timeout time.Duration) (int, error) {
+	ta, err := net.ResolveTCPAddr("tcp4", addr)
 	if err != nil {
-		return 0, err
+		return -1, err
 	}
 	sa := &unix.SockaddrInet4{Port: ta.Port}
 	copy(sa.Addr[:], ta.IP.To4())
-	start := time.Now()
 	fd, err := unix.Socket(unix.AF_INET, unix.SOCK_STREAM|unix.SOCK_CLOEXEC, 0)
 	if err != nil {
-		return 0, fmt.Errorf("socket: %w", err)
+		return -1, fmt.Errorf("socket: %w", err)
 	}
-	defer unix.Close(fd)
-	tv := unix.NsecToTimeval(p.Timeout.Nanoseconds())
+	tv := unix.NsecToTimeval(timeout.Nanoseconds())
 	for _, opt := range []int{unix.SO_RCVTIMEO, unix.SO_SNDTIMEO} {
 		if err := unix.SetsockoptTimeval(fd, unix.SOL_SOCKET, opt, &tv); err != nil {
-			return 0, fmt.Errorf("setsockopt: %w", err)
+			unix.Close(fd)
+			return -1, fmt.Errorf("setsockopt: %w", err)
 		}
 	}
-	if err := connect(fd, sa, p.Timeout); err != nil {
-		return 0, fmt.Errorf("connect %s: %w", p.Addr, err)
+	if err := connect(fd, sa, timeout); err != nil {
+		unix.Close(fd)
+		return -1, fmt.Errorf("connect %s: %w", addr, err)
 	}
+	return fd, nil
+}
+
+// get does one request; the caller is in the service's network namespace.
+func (p HTTPProbe) get() (time.Duration, error) {
+	start := time.Now()
+	fd, err := dialTCP4(p.Addr, p.Timeout)
+	if err != nil {
+		return 0, err
+	}
+	defer unix.Close(fd)
 	req := []byte("GET " + p.Path + " HTTP/1.0\r\n\r\n")
 	for len(req) > 0 {
 		n, err := unix.Write(fd, req)
@@ -216,33 +228,17 @@ type EchoProbe struct {
 	Timeout time.Duration // per request, and for the connection
 }
 
-// dial connects to the service; the caller is in the service's network namespace.
+// dial connects to the service; the caller is in the service's network
+// namespace.
 func (p EchoProbe) dial() (int, error) {
-	ta, err := net.ResolveTCPAddr("tcp4", p.Addr)
+	fd, err := dialTCP4(p.Addr, p.Timeout)
 	if err != nil {
 		return -1, err
-	}
-	sa := &unix.SockaddrInet4{Port: ta.Port}
-	copy(sa.Addr[:], ta.IP.To4())
-	fd, err := unix.Socket(unix.AF_INET, unix.SOCK_STREAM|unix.SOCK_CLOEXEC, 0)
-	if err != nil {
-		return -1, fmt.Errorf("socket: %w", err)
-	}
-	tv := unix.NsecToTimeval(p.Timeout.Nanoseconds())
-	for _, opt := range []int{unix.SO_RCVTIMEO, unix.SO_SNDTIMEO} {
-		if err := unix.SetsockoptTimeval(fd, unix.SOL_SOCKET, opt, &tv); err != nil {
-			unix.Close(fd)
-			return -1, fmt.Errorf("setsockopt: %w", err)
-		}
 	}
 	// Small writes must leave at once, not wait for the previous one's ACK (Nagle).
 	if err := unix.SetsockoptInt(fd, unix.IPPROTO_TCP, unix.TCP_NODELAY, 1); err != nil {
 		unix.Close(fd)
 		return -1, fmt.Errorf("setsockopt TCP_NODELAY: %w", err)
-	}
-	if err := connect(fd, sa, p.Timeout); err != nil {
-		unix.Close(fd)
-		return -1, fmt.Errorf("connect %s: %w", p.Addr, err)
 	}
 	return fd, nil
 }
