@@ -122,5 +122,6 @@ clean:
 bench: build tools
 	CGO_ENABLED=0 $(GO) build -o $(OUTPUT)/bin/boxbench ./bench/cmd/boxbench
 	CGO_ENABLED=0 $(GO) build -o $(OUTPUT)/bin/floorinit ./bench/cmd/floorinit
+	CGO_ENABLED=1 $(GO) build -o $(OUTPUT)/bin/containerd-shim-null-v1 ./bench/cmd/nullshim
 	$(OUTPUT)/bin/boxbench -out $(OUTPUT)/bench -shim $(SHIM) -tools $(TOOLS)/bin -peer $(PEER) \
-		-floor-init $(OUTPUT)/bin/floorinit
+		-floor-init $(OUTPUT)/bin/floorinit -null-shim $(OUTPUT)/bin/containerd-shim-null-v1

@@ -73,8 +73,12 @@ type bench struct {
 	rig   *rig.Rig
 	sz    sizes
 	res   *Results
-	rts   [2]rig.Runtime // box, runc
-	floor string         // floorinit binary
+	// rts are the runtimes measured interleaved: box, runc and, when the null shim runs,
+	// null (containerd's own part). pair is box and runc only, for the metrics that compare
+	// what only a real runtime has (memory, start under load, the spec).
+	rts   []rig.Runtime
+	pair  []rig.Runtime
+	floor string // floorinit binary
 }
 
 func main() {
@@ -83,6 +87,7 @@ func main() {
 	tools := flag.String("tools", "_output/tools/bin", "directory with containerd and ctr")
 	peer := flag.String("peer", "_output/peer/bin", "directory with containerd-shim-runc-v2 and runc")
 	floorInit := flag.String("floor-init", "_output/bin/floorinit", "floorinit binary (bench/cmd/floorinit)")
+	nullShim := flag.String("null-shim", "_output/bin/containerd-shim-null-v1", "null shim binary (bench/cmd/nullshim); \"\" for no containerd floor")
 	quick := flag.Bool("quick", os.Getenv("BENCH_QUICK") == "1", "smoke run with small samples (BENCH_QUICK=1)")
 	only := flag.String("only", "", "comma-separated workloads to run (L1,L2,L6,S1,T1,T3,M3,S4,FLOOR); default all")
 	flag.Parse()
@@ -90,7 +95,7 @@ func main() {
 		fmt.Fprintln(os.Stderr, "boxbench: must run as root")
 		os.Exit(2)
 	}
-	if err := run(*out, *shim, *tools, *peer, *floorInit, *quick, *only); err != nil {
+	if err := run(*out, *shim, *tools, *peer, *floorInit, *nullShim, *quick, *only); err != nil {
 		fmt.Fprintln(os.Stderr, "boxbench:", err)
 		os.Exit(1)
 	}
@@ -104,7 +109,7 @@ func abs(p string) string {
 	return a
 }
 
-func run(out, shim, tools, peer, floorInit string, quick bool, only string) (err error) {
+func run(out, shim, tools, peer, floorInit, nullShim string, quick bool, only string) (err error) {
 	began := time.Now()
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM, syscall.SIGHUP)
 	defer stop()
@@ -123,7 +128,10 @@ func run(out, shim, tools, peer, floorInit string, quick bool, only string) (err
 		Environment: environment(shim, tools, peer),
 		T3Series:    map[string][]float64{},
 	}
-	r, err := rig.Start(ctx, rig.Config{Shim: abs(shim), Tools: abs(tools), Peer: abs(peer)})
+	if nullShim != "" {
+		nullShim = abs(nullShim)
+	}
+	r, err := rig.Start(ctx, rig.Config{Shim: abs(shim), Tools: abs(tools), Peer: abs(peer), Null: nullShim})
 	defer func() {
 		if r == nil {
 			return
@@ -141,7 +149,14 @@ func run(out, shim, tools, peer, floorInit string, quick bool, only string) (err
 		return err
 	}
 	res.Environment["loadavg_start"] = loadavg()
-	b := &bench{rig: r, sz: sz, res: res, rts: [2]rig.Runtime{r.Box, r.Runc}, floor: abs(floorInit)}
+	b := &bench{rig: r, sz: sz, res: res, pair: []rig.Runtime{r.Box, r.Runc}, floor: abs(floorInit)}
+	b.rts = b.pair
+	if r.Null != nil {
+		b.rts = append(b.rts, *r.Null)
+		res.Notes = append(res.Notes, "containerd floor: the null shim (bench/cmd/nullshim, io.containerd.null.v1) does no work; measured interleaved with box and runc, it is containerd's own part of each operation and floor/runc the best ratio any shim can reach here.")
+	} else {
+		res.Notes = append(res.Notes, "containerd floor not measured (no null shim binary).")
+	}
 	logf("containerd %s in %s, cgroup parent %s; quick=%v", res.Environment["containerd"], r.Dir, r.CgroupParent, quick)
 	bctx := r.Context(ctx)
 	if err := b.recordSpec(bctx); err != nil {
@@ -268,7 +283,7 @@ func environment(shim, tools, peer string) map[string]string {
 // the two sides got the same one apart from the cgroup path.
 func (b *bench) recordSpec(ctx context.Context) error {
 	specs := map[string]string{}
-	for _, rt := range b.rts {
+	for _, rt := range b.pair {
 		id := b.newID("spec", rt)
 		c, err := b.newContainer(ctx, rt, id, []string{"true"})
 		if err != nil {

@@ -19,7 +19,11 @@ var colors = map[string]color.Color{
 	"box":   color.RGBA{R: 0x1f, G: 0x77, B: 0xb4, A: 0xff},
 	"runc":  color.RGBA{R: 0xd6, G: 0x27, B: 0x28, A: 0xff},
 	"floor": color.RGBA{R: 0x55, G: 0x55, B: 0x55, A: 0xff},
+	// containerd with the null shim: containerd's own part
+	nullSeries: color.RGBA{R: 0x2c, G: 0xa0, B: 0x2c, A: 0xff},
 }
+
+const nullSeries = "containerd alone (null shim)"
 
 func metric(res *Results, id string) *Metric {
 	for _, m := range res.Metrics {
@@ -51,6 +55,9 @@ func makePlots(out string, res *Results) error {
 		series := map[string][]float64{"box": m.Box.Samples, "runc": m.Runc.Samples}
 		if c.id == "L2" && res.Floor != nil {
 			series["floor"] = res.Floor.Samples
+		}
+		if m.Floor != nil && len(m.Floor.Samples) > 0 {
+			series[nullSeries] = m.Floor.Samples
 		}
 		title := fmt.Sprintf("%s %s", m.ID, m.Name)
 		for _, s := range []struct {
@@ -86,7 +93,7 @@ func orderedNames(series map[string][]float64) []string {
 	for k := range series {
 		names = append(names, k)
 	}
-	order := map[string]int{"box": 0, "runc": 1, "floor": 2}
+	order := map[string]int{"box": 0, "runc": 1, nullSeries: 2, "floor": 3}
 	sort.Slice(names, func(i, j int) bool { return order[names[i]] < order[names[j]] })
 	return names
 }

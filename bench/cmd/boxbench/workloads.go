@@ -111,14 +111,16 @@ func (b *bench) l1(ctx context.Context) error {
 		d, err := b.ctrRun(ctx, rt)
 		return stat.Ms(d), err
 	})
-	b.add(&Metric{ID: "L1", Name: "`ctr run --rm` true", Unit: "ms", Better: "lower",
-		Box: latencySide(ms["box"], errs["box"]), Runc: latencySide(ms["runc"], errs["runc"])})
+	b.add(b.latencyMetric("L1", "`ctr run --rm` true", ms, errs))
 	return nil
 }
 
 func (b *bench) l2(ctx context.Context) error {
 	type acc struct{ create, start, exit, del, total, kill []float64 }
-	all := map[string]*acc{"box": {}, "runc": {}}
+	all := map[string]*acc{}
+	for _, rt := range b.rts {
+		all[rt.Name] = &acc{}
+	}
 	errs := map[string]error{}
 	for i := 0; i < b.sz.L2; i++ {
 		for _, rt := range b.rts {
@@ -158,8 +160,11 @@ func (b *bench) l2(ctx context.Context) error {
 		}
 	}
 	mk := func(id, name string, get func(*acc) []float64) {
-		b.add(&Metric{ID: id, Name: name, Unit: "ms", Better: "lower",
-			Box: latencySide(get(all["box"]), errs["box"]), Runc: latencySide(get(all["runc"]), errs["runc"])})
+		ms := map[string][]float64{}
+		for k, a := range all {
+			ms[k] = get(a)
+		}
+		b.add(b.latencyMetric(id, name, ms, errs))
 	}
 	mk("L2", "lifecycle NewTask→Start→exit→Delete", func(a *acc) []float64 { return a.total })
 	mk("L2c", "create (NewTask)", func(a *acc) []float64 { return a.create })
@@ -168,6 +173,15 @@ func (b *bench) l2(ctx context.Context) error {
 	mk("L2d", "delete after exit (Delete)", func(a *acc) []float64 { return a.del })
 	mk("L2k", "kill-to-delete (Kill 9→exit→Delete)", func(a *acc) []float64 { return a.kill })
 	return nil
+}
+
+// latencyMetric is a latency metric with one side per measured runtime.
+func (b *bench) latencyMetric(id, name string, ms map[string][]float64, errs map[string]error) *Metric {
+	m := &Metric{ID: id, Name: name, Unit: "ms", Better: "lower"}
+	for _, rt := range b.rts {
+		m.set(rt.Name, latencySide(ms[rt.Name], errs[rt.Name]))
+	}
+	return m
 }
 
 // withRunning starts one long-running container per runtime, calls fn and tears them down.
@@ -215,8 +229,7 @@ func (b *bench) l6(ctx context.Context) error {
 				ms[k] = v[1:]
 			}
 		}
-		b.add(&Metric{ID: "L6", Name: "exec /bin/true (Exec+Start+Wait+Delete)", Unit: "ms", Better: "lower",
-			Box: latencySide(ms["box"], errs["box"]), Runc: latencySide(ms["runc"], errs["runc"])})
+		b.add(b.latencyMetric("L6", "exec /bin/true (Exec+Start+Wait+Delete)", ms, errs))
 	})
 }
 
@@ -265,10 +278,8 @@ func (b *bench) s1(ctx context.Context) error {
 		if errs["box"] != nil && notImplemented(errs2["box"]) {
 			errs["box"] = errs2["box"]
 		}
-		b.add(&Metric{ID: "S1", Name: "Stats via containerd (task.Metrics)", Unit: "ms", Better: "lower",
-			Box: latencySide(ms["box"], errs["box"]), Runc: latencySide(ms["runc"], errs["runc"])})
-		b.add(&Metric{ID: "S1s", Name: "Stats RPC at the shim (ttrpc)", Unit: "ms", Better: "lower",
-			Box: latencySide(ms2["box"], errs2["box"]), Runc: latencySide(ms2["runc"], errs2["runc"])})
+		b.add(b.latencyMetric("S1", "Stats via containerd (task.Metrics)", ms, errs))
+		b.add(b.latencyMetric("S1s", "Stats RPC at the shim (ttrpc)", ms2, errs2))
 	})
 }
 
@@ -305,7 +316,10 @@ func (b *bench) countExecs(ctx context.Context, l *procconn.Listener, id, name s
 		progs       map[string]int
 		lost        int
 	}
-	all := map[string]*acc{"box": {progs: map[string]int{}}, "runc": {progs: map[string]int{}}}
+	all := map[string]*acc{}
+	for _, rt := range b.rts {
+		all[rt.Name] = &acc{progs: map[string]int{}}
+	}
 	errs := map[string]error{}
 	settle := 300 * time.Millisecond
 	for i := 0; i < b.sz.S4; i++ {
@@ -357,9 +371,13 @@ func (b *bench) countExecs(ctx context.Context, l *procconn.Listener, id, name s
 			"by_program_per_lifecycle": per, "events_lost": a.lost})
 		return s
 	}
-	m := &Metric{ID: id, Name: name, Unit: "execs", Better: "lower", Box: side("box"), Runc: side("runc")}
+	m := &Metric{ID: id, Name: name, Unit: "execs", Better: "lower"}
+	for _, rt := range b.rts {
+		m.set(rt.Name, side(rt.Name))
+	}
 	b.add(m)
-	for _, name := range []string{"box", "runc"} {
+	for _, rt := range b.rts {
+		name := rt.Name
 		var ks []string
 		for k := range all[name].progs {
 			ks = append(ks, k)
@@ -428,8 +446,11 @@ func (b *bench) t1(ctx context.Context) error {
 		return valueSide(float64(done[name])/wall[name].Seconds(), map[string]any{
 			"containers": done[name], "wall_s": wall[name].Seconds(), "failures": len(fails[name]), "concurrency": conc})
 	}
-	b.add(&Metric{ID: "T1", Name: fmt.Sprintf("containers/s, full lifecycle, concurrency %d", conc), Unit: "1/s", Better: "higher",
-		Box: tp("box"), Runc: tp("runc")})
+	m := &Metric{ID: "T1", Name: fmt.Sprintf("containers/s, full lifecycle, concurrency %d", conc), Unit: "1/s", Better: "higher"}
+	for _, rt := range b.rts {
+		m.set(rt.Name, tp(rt.Name))
+	}
+	b.add(m)
 	// burst
 	bw := &Metric{ID: "T1b", Name: fmt.Sprintf("burst of %d at concurrency %d: wall time", b.sz.Burst, b.sz.BurstConc), Unit: "s", Better: "lower"}
 	bl := &Metric{ID: "T1bl", Name: "burst: per-container lifecycle latency", Unit: "ms", Better: "lower"}
@@ -441,14 +462,9 @@ func (b *bench) t1(ctx context.Context) error {
 			first = errs[0].Error()
 			logf("   burst %s: %d failures, first: %s", rt.Name, len(errs), first)
 		}
-		ws := valueSide(w.Seconds(), map[string]any{"ok": len(lat), "failures": len(errs), "first_error": first})
-		ls := latencySide(lat, nil)
-		fs := valueSide(float64(len(errs)), first)
-		if rt.Name == "box" {
-			bw.Box, bl.Box, bf.Box = ws, ls, fs
-		} else {
-			bw.Runc, bl.Runc, bf.Runc = ws, ls, fs
-		}
+		bw.set(rt.Name, valueSide(w.Seconds(), map[string]any{"ok": len(lat), "failures": len(errs), "first_error": first}))
+		bl.set(rt.Name, latencySide(lat, nil))
+		bf.set(rt.Name, valueSide(float64(len(errs)), first))
 	}
 	b.add(bw)
 	b.add(bl)
@@ -467,14 +483,8 @@ func (b *bench) t3(ctx context.Context) error {
 	rss := &Metric{ID: "M1r", Name: fmt.Sprintf("shim RSS per container, %d idle", b.sz.M1), Unit: "MiB", Better: "lower"}
 	anon := &Metric{ID: "M1a", Name: fmt.Sprintf("shim Pss_Anon per container, %d idle", b.sz.M1), Unit: "MiB", Better: "lower"}
 	thr := &Metric{ID: "M4", Name: fmt.Sprintf("threads per shim, %d idle", b.sz.M1), Unit: "threads", Better: "lower"}
-	for _, rt := range b.rts {
-		set := func(m *Metric, s Side) {
-			if rt.Name == "box" {
-				m.Box = s
-			} else {
-				m.Runc = s
-			}
-		}
+	for _, rt := range b.pair {
+		set := func(m *Metric, s Side) { m.set(rt.Name, s) }
 		var rs []*running
 		var lat []float64
 		var err error
@@ -555,14 +565,8 @@ func (b *bench) m3(ctx context.Context) error {
 	ma := &Metric{ID: "M3a", Name: "grouped shim: marginal Pss_Anon per extra container", Unit: "MiB", Better: "lower"}
 	mr := &Metric{ID: "M3r", Name: "grouped shim: marginal RSS per extra container", Unit: "MiB", Better: "lower"}
 	mt := &Metric{ID: "M4g", Name: fmt.Sprintf("grouped shim: threads with %d containers", b.sz.M3+1), Unit: "threads", Better: "lower"}
-	for _, rt := range b.rts {
-		set := func(m *Metric, s Side) {
-			if rt.Name == "box" {
-				m.Box = s
-			} else {
-				m.Runc = s
-			}
-		}
+	for _, rt := range b.pair {
+		set := func(m *Metric, s Side) { m.set(rt.Name, s) }
 		group := b.newID("grp", rt)
 		anno := oci.WithAnnotations(map[string]string{"io.containerd.runc.v2.group": group})
 		var rs []*running

@@ -1,6 +1,8 @@
 // Package rig starts one private containerd with both runtimes the benchmark compares:
 // io.containerd.box.v1 (the shim under test) and io.containerd.runc.v2 (the peer:
-// containerd-shim-runc-v2 + runc built at pinned versions by hack/tools.sh).
+// containerd-shim-runc-v2 + runc built at pinned versions by hack/tools.sh), and, when its
+// binary is given, io.containerd.null.v1: the null shim (bench/cmd/nullshim), which does no
+// work and so measures containerd's own part of every operation.
 //
 // It shares the daemon starter and the teardown with integration/harness through
 // integration/harness/core (which needs no testing.TB) but owns its own names: everything it
@@ -16,6 +18,7 @@ import (
 	"encoding/hex"
 	"fmt"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"time"
@@ -44,7 +47,11 @@ type Config struct {
 	Shim  string // containerd-shim-box-v1
 	Tools string // dir with containerd + ctr (v2.4.2)
 	Peer  string // dir with containerd-shim-runc-v2 + runc
+	Null  string // containerd-shim-null-v1 (bench/cmd/nullshim); "" for no floor runtime
 }
+
+// NullRuntime is the runtime type of the null shim.
+const NullRuntime = "io.containerd.null.v1"
 
 // Rig is a running private containerd.
 type Rig struct {
@@ -56,10 +63,13 @@ type Rig struct {
 	Ctr          string
 	Client       *client.Client
 	Box, Runc    Runtime
-	Image        client.Image
+	// Null is the null shim's runtime; nil unless Config.Null is set.
+	Null  *Runtime
+	Image client.Image
 
-	cfg Config
-	d   *core.Daemon // the process, its config and its teardown
+	cfg  Config
+	d    *core.Daemon // the process, its config and its teardown
+	null *exec.Cmd    // the null shim's one daemon
 }
 
 // Start launches containerd and imports the busybox image (built locally, never pulled).
@@ -114,11 +124,21 @@ func Start(ctx context.Context, cfg Config) (r *Rig, err error) {
 	if err := os.Symlink(cfg.Shim, filepath.Join(bindir, harness.ShimBinary)); err != nil {
 		return r, err
 	}
+	if cfg.Null != "" {
+		if err := os.Symlink(cfg.Null, filepath.Join(bindir, nullBinary)); err != nil {
+			return r, err
+		}
+	}
 	path := strings.Join([]string{bindir, cfg.Peer, "/usr/sbin", "/usr/bin", "/sbin", "/bin"}, ":")
 	if err := d.Start(ctx, filepath.Join(cfg.Tools, "containerd"), path, 30*time.Second); err != nil {
 		return r, fmt.Errorf("%w\n%s", err, r.Log())
 	}
 	r.Client = d.Client
+	if cfg.Null != "" {
+		if err := r.startNull(ctx, bindir); err != nil {
+			return r, fmt.Errorf("null shim: %w", err)
+		}
+	}
 	if err := r.importImage(ctx); err != nil {
 		return r, err
 	}
@@ -172,6 +192,10 @@ func (r *Rig) CgroupPath(id string) string { return r.CgroupParent + "/" + id }
 // its cgroup parent, mounts under Dir, the cgroup parent in every hierarchy, Dir
 // (core.Daemon.Teardown). Best effort; every step runs.
 func (r *Rig) Close() error {
+	if r.null != nil {
+		r.null.Process.Signal(os.Interrupt)
+		r.null.Wait()
+	}
 	return r.d.Teardown(r.CgroupParent, "/box-bench-", r.shimNames()...)
 }
 
@@ -195,4 +219,36 @@ func (r *Rig) ShimPids(kind string) []int {
 		pids = append(pids, s.Pid)
 	}
 	return pids
+}
+
+// nullBinary is the name containerd resolves NullRuntime to.
+const nullBinary = "containerd-shim-null-v1"
+
+// startNull starts the null shim's daemon, which serves every null task of this containerd
+// on the socket its start action names (containerd's gRPC address + ".null"), and waits until
+// it listens.
+func (r *Rig) startNull(ctx context.Context, bindir string) error {
+	socket := r.Address + ".null"
+	cmd := exec.Command(filepath.Join(bindir, nullBinary), "serve", "-socket", socket, "-ttrpc-address", r.d.TTRPCAddress)
+	f, err := os.Create(filepath.Join(r.Dir, "null-shim.log"))
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	cmd.Stdout, cmd.Stderr = f, f
+	if err := cmd.Start(); err != nil {
+		return err
+	}
+	r.null = cmd
+	for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); time.Sleep(10 * time.Millisecond) {
+		if _, err := os.Stat(socket); err == nil {
+			r.Null = &Runtime{Name: "null", Type: NullRuntime, CtrArgs: []string{"--runtime", NullRuntime}}
+			return nil
+		}
+		if ctx.Err() != nil {
+			return ctx.Err()
+		}
+	}
+	b, _ := os.ReadFile(f.Name())
+	return fmt.Errorf("no socket %s after 10s: %s", socket, b)
 }
