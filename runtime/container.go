@@ -5,6 +5,8 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"strconv"
+	"strings"
 	"sync"
 	"syscall"
 	"time"
@@ -80,6 +82,8 @@ type Container struct {
 	// lateCgroupNS: the init stage makes its new cgroup namespace itself,
 	// once it is in its cgroup (see spawn).
 	lateCgroupNS bool
+	// selfJoined: the init stage joins its v1 cgroup itself (see spawn).
+	selfJoined bool
 
 	// bundle and monitor serve the hooks run by the daemon (hooks.go).
 	bundle       string
@@ -168,7 +172,7 @@ func Create(ctx context.Context, cfg CreateConfig) (_ *Container, retErr error) 
 		}
 	}()
 
-	if !bornInCgroup(cg) {
+	if !bornInCgroup(cg) && !c.selfJoined {
 		// cgroup v1: place the child before it is told to do anything.
 		if err := cg.Add(c.Pid); err != nil {
 			return nil, fmt.Errorf("add init %d to cgroup: %w", c.Pid, err)
@@ -267,8 +271,45 @@ func (c *Container) spawn(cfg CreateConfig, exe string, child *os.File, extra []
 	if needsHolder(cfg.Plan) {
 		return c.spawnHeld(cfg, exe, files, cgfd)
 	}
-	return c.spawnDirect(cfg, exe, files, cgfd)
+	var env []string
+	if !v2 && cfg.Plan.CloneFlags&unix.CLONE_NEWUSER == 0 {
+		// The constructor would run in the new user namespace.
+		var tasks []*os.File
+		var err error
+		files, env, tasks, err = selfJoin(c.Cgroup, files)
+		if err != nil {
+			return err
+		}
+		defer closeFiles(tasks...)
+		c.selfJoined = tasks != nil
+	}
+	return c.spawnDirect(cfg, exe, files, cgfd, env)
 }
+
+// selfJoin prepares a stage to join cg itself, from its constructor before
+// its Go runtime starts (nsenter.c): it appends the cgroup's v1 tasks files
+// to files and returns the environment that names them. Where cg is not a
+// cgroup.SelfJoiner (v2, the systemd driver) it returns files unchanged and
+// no tasks. The caller closes tasks once the stage is forked.
+func selfJoin(cg cgroup.Cgroup, files []uintptr) (_ []uintptr, env []string, tasks []*os.File, err error) {
+	sj, ok := cg.(cgroup.SelfJoiner)
+	if !ok {
+		return files, nil, nil, nil
+	}
+	if tasks, err = sj.TaskFiles(); err != nil {
+		return nil, nil, nil, err
+	}
+	fds := make([]string, len(tasks))
+	for i, f := range tasks {
+		fds[i] = strconv.Itoa(len(files))
+		files = append(files, f.Fd())
+	}
+	return files, []string{cgroupTasksEnv + "=" + strings.Join(fds, ",")}, tasks, nil
+}
+
+// cgroupTasksEnv makes the init stage's constructor join its v1 cgroup
+// (nsenter.c): the tasks files to write "0" to, by descriptor number.
+const cgroupTasksEnv = "_BOX_CGROUP_TASKS"
 
 var nullFile = func() *os.File {
 	f, err := os.OpenFile(os.DevNull, os.O_RDWR, 0)

@@ -40,6 +40,9 @@ type Process struct {
 
 	mu    sync.Mutex
 	pidfd int // guarded by mu; -1 after Close
+
+	// selfJoined: the exec stage joined its v1 cgroup itself (forkExecStage).
+	selfJoined bool
 }
 
 // Exited receives the process's exit exactly once.
@@ -121,7 +124,7 @@ func (c *Container) Exec(ctx context.Context, cfg ProcessConfig) (_ *Process, re
 			p.kill()
 		}
 	}()
-	if !bornInCgroup(c.Cgroup) {
+	if !bornInCgroup(c.Cgroup) && !p.selfJoined {
 		// cgroup v1: place the child before it is told to do anything.
 		if err := c.Cgroup.Add(p.Pid); err != nil {
 			return nil, fmt.Errorf("add exec %s (pid %d) to cgroup: %w", cfg.ID, p.Pid, err)

@@ -122,10 +122,23 @@ func (c *Container) forkExecStage(cfg ProcessConfig, plan *oci.ProcessPlan, exe 
 		sys.UseCgroupFD = true
 		sys.CgroupFD = cgfd
 	}
+	files := []uintptr{devNull(stdio[0]), devNull(stdio[1]), devNull(stdio[2]), child.Fd(), uintptr(c.pidfd)}
+	var joinEnv []string
+	var tasks []*os.File
+	if !v2 && plan.ExecCPUAffinity == nil {
+		// cgroup v1: the stage joins the cgroup from its constructor, before
+		// it joins the namespaces. Not with an exec CPU affinity, which the
+		// daemon sets once the stage is in the cgroup (joining a cpuset
+		// resets it).
+		if files, joinEnv, tasks, err = selfJoin(c.Cgroup, files); err != nil {
+			return nil, err
+		}
+		defer closeFiles(tasks...)
+	}
 	attr := &syscall.ProcAttr{
 		Dir:   "/",
-		Env:   append([]string{"GOMAXPROCS=1", env}, testStageEnv...),
-		Files: []uintptr{devNull(stdio[0]), devNull(stdio[1]), devNull(stdio[2]), child.Fd(), uintptr(c.pidfd)},
+		Env:   append(append([]string{"GOMAXPROCS=1", env}, joinEnv...), testStageEnv...),
+		Files: files,
 		Sys:   sys,
 	}
 	pid, exited, err := cfg.Monitor.Fork(func() (int, error) {
@@ -134,7 +147,7 @@ func (c *Container) forkExecStage(cfg ProcessConfig, plan *oci.ProcessPlan, exe 
 	if err != nil {
 		return nil, fmt.Errorf("start exec stage: %w", err)
 	}
-	return &Process{Pid: pid, exited: exited, pidfd: pidfd}, nil
+	return &Process{Pid: pid, exited: exited, pidfd: pidfd, selfJoined: tasks != nil}, nil
 }
 
 // nsDiff returns the CLONE_NEW* flags of the init's namespaces that differ

@@ -249,8 +249,9 @@ type forkResult struct {
 }
 
 // spawnDirect starts the init stage as described at the top of this file,
-// into the cgroup of cgroupFD (cgroup v2; -1 on v1).
-func (c *Container) spawnDirect(cfg CreateConfig, exe string, files []uintptr, cgroupFD int) error {
+// into the cgroup of cgroupFD (cgroup v2; -1 on v1), with env added to its
+// environment.
+func (c *Container) spawnDirect(cfg CreateConfig, exe string, files []uintptr, cgroupFD int, env []string) error {
 	p := cfg.Plan
 	pidfd := -1
 	sys := &syscall.SysProcAttr{Setsid: true, PidFD: &pidfd, Cloneflags: p.CloneFlags}
@@ -267,7 +268,7 @@ func (c *Container) spawnDirect(cfg CreateConfig, exe string, files []uintptr, c
 		if err := joinDirect(joins); err != nil {
 			return forkResult{err: err}
 		}
-		return forkStage(cfg.Monitor, exe, "init", files, sys, nil)
+		return forkStage(cfg.Monitor, exe, "init", files, sys, env)
 	})
 	if r.err != nil {
 		return r.err

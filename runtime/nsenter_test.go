@@ -110,3 +110,42 @@ func TestNsholdRefusesMalformed(t *testing.T) {
 		}
 	}
 }
+
+// TestCgroupTasksRefusesMalformed checks the init constructor's parsing of
+// _BOX_CGROUP_TASKS: anything but a list of descriptors above the sync
+// socket stops the stage before the Go runtime starts.
+func TestCgroupTasksRefusesMalformed(t *testing.T) {
+	for _, v := range []string{"", "x", "2", "3", "4,", ",4", "4,,5", "4,x", "-4", "4;5", "99999999999999999999"} {
+		code, stderr := runInitStage(t, cgroupTasksEnv+"="+v)
+		if code != 120 || !strings.Contains(stderr, "malformed "+cgroupTasksEnv) {
+			t.Errorf("%s=%q: exit %d, stderr %q; want 120 and a malformed error", cgroupTasksEnv, v, code, stderr)
+		}
+	}
+}
+
+// TestCgroupTasksReportsWriteFailure checks that a failed join of the
+// cgroup reaches the daemon as an error datagram and stops the stage.
+func TestCgroupTasksReportsWriteFailure(t *testing.T) {
+	parent, child, err := newSyncPair()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer parent.close()
+	cmd := exec.Command(os.Args[0], "init")
+	// fd 4 is not open in the stage: the write fails with EBADF.
+	cmd.Env = []string{cgroupTasksEnv + "=4"}
+	cmd.ExtraFiles = []*os.File{child}
+	err = cmd.Run()
+	child.Close()
+	var ee *exec.ExitError
+	if !errors.As(err, &ee) || ee.ExitCode() != 120 {
+		t.Fatalf("stage: %v; want exit 120", err)
+	}
+	m, err := parent.recv()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := remoteError(m).Error(); !strings.Contains(strings.ToLower(got), "join the container's cgroup: "+unix.EBADF.Error()) {
+		t.Errorf("sent %q", got)
+	}
+}

@@ -9,8 +9,10 @@ package runtime
 // Init ("containerd-shim-box-v1 init"):
 //
 //	daemon                                      box init (in the new namespaces)
-//	  |  clone(CLONE_NEW*, pidfd) ------------------>|  Go runtime starts, locks its thread,
-//	  |  [cgroup v1: write pid to cgroup.procs]      |  becomes non-dumpable, reads fd 3
+//	  |  clone(CLONE_NEW*, pidfd) ------------------>|  [cgroup v1: C constructor writes "0"
+//	  |                                              |   to each tasks file; see below]
+//	  |  [cgroup v1, a new user namespace or a       |  Go runtime starts, locks its thread,
+//	  |   holder: write pid to cgroup.procs]         |  becomes non-dumpable, reads fd 3
 //	  |--- config {spec, bundle, terminal, pid} ---->|
 //	  |                                              |  root propagation, mounts, devices
 //	  |  [only with prestart/createRuntime hooks:]   |
@@ -38,8 +40,9 @@ package runtime
 // Exec ("containerd-shim-box-v1 exec"):
 //
 //	daemon (locked thread, setns pid)           box exec
-//	  |  clone(CLONE_INTO_CGROUP, pidfd) ----------->|  C constructor: non-dumpable,
-//	  |  [cgroup v1: write pid to cgroup.procs]      |  setns(init pidfd, user|mnt|net|...)
+//	  |  clone(CLONE_INTO_CGROUP, pidfd) ----------->|  C constructor: [cgroup v1: "0" to
+//	  |  [cgroup v1 with execCPUAffinity: write pid  |  each tasks file], non-dumpable,
+//	  |   to cgroup.procs]                           |  setns(init pidfd, user|mnt|net|...)
 //	  |                                              |  [error datagram + exit 120]
 //	  |--- exec-config {process} ------------------->|  Go runtime starts
 //	  |                                              |  [pty], rlimits, user, caps, cwd
@@ -57,8 +60,14 @@ package runtime
 // answer (NOTIFY on write is refused at compile time) and need not wait.
 // The stage's copy is close-on-exec (seccompnotify.go).
 //
-// The daemon never sends config before the child is in its cgroup, so every
-// process the container creates is accounted. EOF before "ready" means the
+// Every stage is in its cgroup before it does anything for the container, so
+// every process the container creates is accounted: born in it (v2), joined
+// by its C constructor while it is still one thread (v1), or placed by the
+// daemon before config is sent (v1 with a new user namespace, whose
+// constructor runs inside it; a holder; an exec with execCPUAffinity).
+// Joining from inside is the fast way on v1: moving the calling thread
+// skips the global lock that moving another process takes, whose write side
+// waits for an RCU grace period (runtime/cgroup.SelfJoiner). EOF before "ready" means the
 // stage died; the daemon reports that as an error and reaps it. Because fd 3
 // is close-on-exec, EOF after "start" proves execve happened.
 

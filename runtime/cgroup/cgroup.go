@@ -11,6 +11,7 @@ package cgroup
 
 import (
 	"fmt"
+	"os"
 	"syscall"
 
 	"github.com/containerd/errdefs"
@@ -48,6 +49,18 @@ type Cgroup interface {
 	// gone is not an error. It fails with an errdefs.ErrFailedPrecondition-wrapped error if
 	// processes remain.
 	Delete() error
+}
+
+// SelfJoiner is a cgroup that a new, still single-threaded process can join by itself: a v1
+// cgroup of the cgroupfs driver. The process writes "0" to each of the TaskFiles, moving only
+// the calling thread, which the kernel does without the global lock that every other
+// migration takes (cgroup_threadgroup_rwsem; its write side waits for an RCU grace period,
+// 8–16 ms per migration measured here against 0.3–0.5 ms for all hierarchies). Only a
+// process with one thread may do it: the others would stay behind.
+type SelfJoiner interface {
+	// TaskFiles opens the "tasks" file of the cgroup in every hierarchy, write-only and
+	// close-on-exec. The caller owns the files.
+	TaskFiles() ([]*os.File, error)
 }
 
 // New creates (or opens, if it exists) the cgroup at cgroupsPath and applies res (nil means

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"path/filepath"
 	"slices"
 	"sync"
 	"syscall"
@@ -165,6 +166,23 @@ func (c *v1Cgroup) Path() string { return c.path }
 
 func (c *v1Cgroup) CloneFD() (int, bool, error) { return -1, false, nil }
 
+var _ SelfJoiner = (*v1Cgroup)(nil)
+
+func (c *v1Cgroup) TaskFiles() ([]*os.File, error) {
+	var fs []*os.File
+	for _, d := range c.dirs {
+		f, err := os.OpenFile(filepath.Join(d, "tasks"), os.O_WRONLY|syscall.O_CLOEXEC, 0)
+		if err != nil {
+			for _, f := range fs {
+				f.Close()
+			}
+			return nil, fmt.Errorf("open tasks of cgroup %s: %w", c.path, c.classifyErr(err))
+		}
+		fs = append(fs, f)
+	}
+	return fs, nil
+}
+
 func (c *v1Cgroup) Add(pid int) error {
 	if pid <= 0 {
 		return fmt.Errorf("add pid %d: %w", pid, errdefs.ErrInvalidArgument)
@@ -255,6 +273,12 @@ func (c *v1Cgroup) Stats() (any, error) {
 }
 
 func (c *v1Cgroup) Delete() error {
+	// The common case, a cgroup without processes or cgroups below it, needs one rmdir per
+	// hierarchy: the kernel refuses (EBUSY) to remove one that still has either, and then
+	// the rest goes the careful way. What was removed before held nothing.
+	if c.rmdirEmpty() {
+		return nil
+	}
 	pids, err := c.Pids()
 	if errdefs.IsNotFound(err) {
 		return nil
@@ -275,6 +299,17 @@ func (c *v1Cgroup) Delete() error {
 		return fmt.Errorf("delete cgroup %s: %w", c.path, err)
 	}
 	return nil
+}
+
+// rmdirEmpty removes the cgroup's directories while the kernel lets it, and reports whether
+// all are gone.
+func (c *v1Cgroup) rmdirEmpty() bool {
+	for _, d := range c.dirs {
+		if err := syscall.Rmdir(d); err != nil && !errors.Is(err, syscall.ENOENT) {
+			return false
+		}
+	}
+	return true
 }
 
 func (c *v1Cgroup) exists() bool {

@@ -41,6 +41,17 @@
 //     holder            sees EOF and exits 0; the child is reparented to
 //                       the daemon (a child subreaper)
 //
+// Join the container's cgroup (on cgroup v1: the init stage started directly,
+// and the exec stage, which does it before joining any namespace):
+//   argv[1] is "init" or "exec", and
+//   _BOX_CGROUP_TASKS="<fd>[,<fd>]..."
+//     each fd an open "tasks" file of the container's cgroup, one per
+//     hierarchy. The process is still single-threaded here, so writing "0"
+//     to each moves all of it, without the global lock that moving another
+//     process takes (runtime/cgroup.SelfJoiner). The fds are closed after.
+//     Nothing else happens before: the Go runtime and everything the stage
+//     does are accounted to the container.
+//
 // On failure a JSON error datagram goes to syncfd and the process exits 120.
 #define _GNU_SOURCE
 #include <ctype.h>
@@ -57,6 +68,8 @@
 #define ENV_NAME "_BOX_NSENTER"
 #define HOLD_ENV "_BOX_NSHOLD"
 #define USERNS_HOLD_ENV "_BOX_USERNS_HOLD"
+#define CGROUP_TASKS_ENV "_BOX_CGROUP_TASKS"
+#define STAGE_SYNC_FD 3
 #define EXIT_NSENTER 120
 #define MAX_JOINS 8
 
@@ -293,6 +306,28 @@ static void userns_hold_mode(const char *spec) {
 }
 
 // glibc passes argc and argv to constructors.
+// join_cgroup writes "0" to each tasks file listed in list (CGROUP_TASKS_ENV),
+// all of which are parsed first: a malformed list joins nothing.
+static void join_cgroup(const char *list) {
+	int fds[64];
+	size_t n = 0, len = strlen(list);
+	const char *s = list;
+	if (len == 0 || list[len - 1] == ',')
+		fail(STAGE_SYNC_FD, "malformed " CGROUP_TASKS_ENV, 0);
+	while (*s) {
+		long fd;
+		// 0-2 are stdio and 3 the sync socket.
+		if (n == sizeof(fds) / sizeof(fds[0]) || parse_int(&s, 10, &fd) < 0 || fd <= STAGE_SYNC_FD || fd > 65535)
+			fail(STAGE_SYNC_FD, "malformed " CGROUP_TASKS_ENV, 0);
+		fds[n++] = (int)fd;
+	}
+	for (size_t i = 0; i < n; i++) {
+		if (write(fds[i], "0", 1) != 1)
+			fail(STAGE_SYNC_FD, "join the container's cgroup", errno);
+		close(fds[i]);
+	}
+}
+
 __attribute__((constructor)) static void box_nsenter(int argc, char **argv) {
 	if (argc < 2)
 		return;
@@ -307,6 +342,9 @@ __attribute__((constructor)) static void box_nsenter(int argc, char **argv) {
 		hold_mode(hold);
 		return;
 	}
+	const char *tasks = getenv(CGROUP_TASKS_ENV);
+	if (tasks)
+		join_cgroup(tasks);
 	const char *spec = getenv(ENV_NAME);
 	if (exec && spec)
 		join_mode(spec);
