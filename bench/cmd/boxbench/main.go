@@ -70,9 +70,9 @@ type Results struct {
 }
 
 type bench struct {
-	rig   *rig.Rig
-	sz    sizes
-	res   *Results
+	rig *rig.Rig
+	sz  sizes
+	res *Results
 	// rts are the runtimes measured interleaved: box, runc and, when the null shim runs,
 	// null (containerd's own part). pair is box and runc only, for the metrics that compare
 	// what only a real runtime has (memory, start under load, the spec).
