@@ -26,7 +26,7 @@ import (
 //
 // start runs it with the bundle as working directory, where containerd
 // created the "log" fifo the daemon logs to.
-func serve(ctx context.Context, f launch.Flags) error {
+func serve(ctx context.Context, f launch.Flags, lfd int) error {
 	ctx = namespaces.WithNamespace(ctx, f.Namespace)
 	if err := setupLogger(ctx, f.Debug); err != nil {
 		return err
@@ -43,7 +43,7 @@ func serve(ctx context.Context, f launch.Flags) error {
 	// which containerd's `delete` cleans up.)
 	signal.Ignore(unix.SIGPIPE)
 
-	l, err := listener(f.Socket)
+	l, err := listener(f.Socket, lfd)
 	if err != nil {
 		return err
 	}
@@ -118,15 +118,15 @@ func tuneGC() {
 }
 
 // listener is the socket start handed over as fd 3, or path when given.
-func listener(path string) (net.Listener, error) {
+func listener(path string, fd int) (net.Listener, error) {
 	if path != "" {
 		return cshim.NewSocket(path)
 	}
-	f := os.NewFile(3, "socket")
+	f := os.NewFile(uintptr(fd), "socket")
 	l, err := net.FileListener(f)
 	f.Close()
 	if err != nil {
-		return nil, fmt.Errorf("socket on fd 3: %w", err)
+		return nil, fmt.Errorf("socket on fd %d: %w", fd, err)
 	}
 	return l, nil
 }
