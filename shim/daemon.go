@@ -26,7 +26,7 @@ import (
 //
 // start runs it with the bundle as working directory, where containerd
 // created the "log" fifo the daemon logs to.
-func serve(ctx context.Context, f launch.Flags, lfd int) error {
+func serve(ctx context.Context, f launch.Flags) error {
 	ctx = namespaces.WithNamespace(ctx, f.Namespace)
 	if err := setupLogger(ctx, f.Debug); err != nil {
 		return err
@@ -43,7 +43,7 @@ func serve(ctx context.Context, f launch.Flags, lfd int) error {
 	// which containerd's `delete` cleans up.)
 	signal.Ignore(unix.SIGPIPE)
 
-	l, err := listener(f.Socket, lfd)
+	l, err := listener(f.Socket)
 	if err != nil {
 		return err
 	}
@@ -118,15 +118,15 @@ func tuneGC() {
 }
 
 // listener is the socket start handed over as fd 3, or path when given.
-func listener(path string, fd int) (net.Listener, error) {
+func listener(path string) (net.Listener, error) {
 	if path != "" {
 		return cshim.NewSocket(path)
 	}
-	f := os.NewFile(uintptr(fd), "socket")
+	f := os.NewFile(3, "socket")
 	l, err := net.FileListener(f)
 	f.Close()
 	if err != nil {
-		return nil, fmt.Errorf("socket on fd %d: %w", fd, err)
+		return nil, fmt.Errorf("socket on fd 3: %w", err)
 	}
 	return l, nil
 }

@@ -42,13 +42,11 @@ func run(args []string) int {
 	case f.Info:
 		err = info(ctx, os.Stdin, os.Stdout)
 	case f.Prespawned:
-		err = servePrespawned(ctx, 3)
-	case f.Spare != "":
-		err = serveSpare(ctx, f.Spare)
+		err = servePrespawned(ctx)
 	case f.Action == "":
 		var stage string
 		if stage, err = launch.StagePath(); err == nil {
-			err = serveWithStage(ctx, f, stage, inheritedSocket)
+			err = serveWithStage(ctx, f, stage)
 		}
 	default:
 		err = fmt.Errorf("action %q is %s's, not the daemon's: %w", f.Action, launch.ShimBinary, errdefs.ErrInvalidArgument)
@@ -60,21 +58,18 @@ func run(args []string) int {
 	return 0
 }
 
-// inheritedSocket is the listening socket of a daemon start runs itself.
-const inheritedSocket = 3
-
-// servePrespawned is a daemon started ahead of its work, by start's
-// constructor or as a spare: it waits for start to send its arguments,
-// environment and listening socket on conn (shim/launch/prespawn), and exits
-// quietly if start sends nothing.
-func servePrespawned(ctx context.Context, conn int) error {
-	w, lfd, err := prespawn.Receive(conn)
+// servePrespawned is a daemon the start action's constructor started: it
+// waits for start to send its arguments, environment and listening socket
+// (shim/launch/prespawn), and exits quietly if start sends nothing.
+func servePrespawned(ctx context.Context) error {
+	w, lfd, err := prespawn.Receive(3)
 	if errors.Is(err, prespawn.ErrNoWork) {
 		return nil
 	}
 	if err != nil {
 		return err
 	}
+	defer unix.Close(lfd)
 	for _, kv := range w.Env {
 		k, v, ok := strings.Cut(kv, "=")
 		if !ok {
@@ -88,33 +83,30 @@ func servePrespawned(ctx context.Context, conn int) error {
 	if err != nil {
 		return err
 	}
-	if f.Action != "" || f.Prespawned || f.Spare != "" || f.Socket != "" {
+	if f.Action != "" || f.Prespawned || f.Socket != "" {
 		return fmt.Errorf("arguments from start %q are not a daemon's: %w", w.Args, errdefs.ErrInvalidArgument)
-	}
-	if w.Dir != "" {
-		// The bundle, as for a daemon start runs itself.
-		if err := os.Chdir(w.Dir); err != nil {
-			return fmt.Errorf("work from start: %w", err)
-		}
 	}
 	stage, err := launch.StagePath()
 	if err != nil {
 		return err
 	}
-	// Taken: start may now report the address.
-	if err := prespawn.Ack(conn); err != nil {
+	// Taken: start may now report the address. The listener replaces the
+	// socket to start on fd 3, where serve expects an inherited socket.
+	if err := prespawn.Ack(3); err != nil {
 		return fmt.Errorf("tell start the work was taken: %w", err)
 	}
-	unix.Close(conn)
-	return serveWithStage(ctx, f, stage, lfd)
+	if err := unix.Dup3(lfd, 3, 0); err != nil {
+		return fmt.Errorf("move the listening socket to fd 3: %w", err)
+	}
+	return serveWithStage(ctx, f, stage)
 }
 
 // serveWithStage runs the daemon with the container-side stages taken from
 // the containerd-shim-box-v1 binary beside it.
-func serveWithStage(ctx context.Context, f launch.Flags, stage string, lfd int) error {
+func serveWithStage(ctx context.Context, f launch.Flags, stage string) error {
 	runtime.SetStageExecutable(stage)
 	// Seal the stage binary while the daemon waits for containerd's first
 	// request, not in the Create that needs it.
 	go func() { _, _ = runtime.SealedExe() }() // Create reports any error
-	return serve(ctx, f, lfd)
+	return serve(ctx, f)
 }

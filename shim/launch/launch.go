@@ -51,9 +51,6 @@ type Flags struct {
 	// Prespawned is the daemon started by start's constructor: it waits
 	// for its work on fd 3 (shim/launch/prespawn).
 	Prespawned bool
-	// Spare is the socket path a spare daemon waits on for a start to
-	// connect and send its work (shim/spare.go).
-	Spare string
 	// Action is the first argument: "start", "delete", or empty for the
 	// daemon.
 	Action string
@@ -76,7 +73,6 @@ func ParseFlags(args []string, stderr io.Writer) (Flags, error) {
 	fs.BoolVar(&f.Version, "version", false, "show the shim version and exit")
 	fs.BoolVar(&f.Info, "info", false, "print the runtime info and exit")
 	fs.BoolVar(&f.Prespawned, "prespawned", false, "daemon: wait for start to send the work on fd 3")
-	fs.StringVar(&f.Spare, "spare", "", "daemon: wait as a spare on this socket path for a start to send the work")
 	if err := fs.Parse(args); err != nil {
 		return f, fmt.Errorf("%w: %w", err, errdefs.ErrInvalidArgument)
 	}

@@ -35,11 +35,11 @@ const (
 //
 // containerd runs it with the bundle as the working directory.
 func start(f Flags) error {
-	// A prespawned or spare daemon that gets no work (the container joins
-	// a running daemon, or start fails) sees EOF and exits.
+	// A prespawned daemon that gets no work (the container joins a running
+	// daemon, or start fails) sees EOF and exits.
 	defer func() {
-		if d, ok := prespawn.Take(); ok {
-			d.Conn.Close()
+		if _, conn, ok := prespawn.Take(); ok {
+			conn.Close()
 		}
 	}()
 	stdin, err := readStdin()
@@ -66,8 +66,7 @@ func start(f Flags) error {
 		root = defaultSocketRoot
 	}
 	address := socketAddress(root, p.grpcAddress, p.namespace, groupID(bundle, p.id))
-	started, err := ensureDaemon(p, opts, bundle, address)
-	if err != nil {
+	if err := ensureDaemon(p, opts, bundle, address); err != nil {
 		return err
 	}
 	if err := os.WriteFile(filepath.Join(bundle, "address"), []byte(address), 0o600); err != nil {
@@ -77,32 +76,26 @@ func start(f Flags) error {
 	if err != nil {
 		return err
 	}
-	if started {
-		// The next container of this containerd and namespace finds a
-		// daemon ready (prespawn.c).
-		startSpare(prespawn.SparePath(), daemonEnv(p))
-	}
 	_, err = os.Stdout.Write(out)
 	return err
 }
 
 // ensureDaemon starts a daemon listening on address unless one already
-// serves it (a grouped container). A stale socket is replaced. started
-// reports whether this start set a daemon to work.
-func ensureDaemon(p *startParams, opts Options, bundle, address string) (started bool, _ error) {
+// serves it (a grouped container). A stale socket is replaced.
+func ensureDaemon(p *startParams, opts Options, bundle, address string) error {
 	l, err := newSocket(address)
 	if err != nil {
 		if !isAddrInUse(err) {
-			return false, fmt.Errorf("create socket %s: %w", address, err)
+			return fmt.Errorf("create socket %s: %w", address, err)
 		}
 		if canConnect(address) {
-			return false, nil
+			return nil
 		}
 		if err := removeSocket(address); err != nil {
-			return false, fmt.Errorf("remove stale socket %s: %w", address, err)
+			return fmt.Errorf("remove stale socket %s: %w", address, err)
 		}
 		if l, err = newSocket(address); err != nil {
-			return false, fmt.Errorf("create socket %s: %w", address, err)
+			return fmt.Errorf("create socket %s: %w", address, err)
 		}
 	}
 	lf, err := l.File()
@@ -110,7 +103,7 @@ func ensureDaemon(p *startParams, opts Options, bundle, address string) (started
 	l.SetUnlinkOnClose(false)
 	l.Close()
 	if err != nil {
-		return false, err
+		return err
 	}
 	defer lf.Close()
 
@@ -118,16 +111,31 @@ func ensureDaemon(p *startParams, opts Options, bundle, address string) (started
 	if p.debug {
 		args = append(args, "-debug")
 	}
-	env := daemonEnv(p)
-	if d, ok := prespawn.Take(); ok {
-		if err := handOver(d, opts, prespawn.Work{Args: args, Env: env, Dir: bundle}, lf); err == nil {
-			return true, nil
+	env := []string{
+		"TTRPC_ADDRESS=" + p.ttrpcAddress,
+		"GRPC_ADDRESS=" + p.grpcAddress,
+		"NAMESPACE=" + p.namespace,
+		ContainerdEnv + "=" + containerdIdentity(),
+	}
+	if pid, conn, ok := prespawn.Take(); ok {
+		// The daemon the constructor started is (nearly) past its
+		// runtime's start-up. Place it while it waits for its work, so
+		// nothing it does is charged to containerd's cgroup.
+		if err := placeDaemon(pid, opts); err != nil {
+			conn.Close() // it sees EOF and exits
+			_ = removeSocket(address)
+			return err
+		}
+		err := prespawn.Handoff(conn, prespawn.Work{Args: args, Env: env}, lf)
+		if err == nil {
+			return nil
 		}
 		// It did not take the work: run a daemon the plain way.
+		_ = unix.Kill(pid, unix.SIGKILL)
 	}
 	daemon, err := DaemonPath()
 	if err != nil {
-		return false, err
+		return err
 	}
 	cmd := exec.Command(daemon, args...)
 	cmd.Dir = bundle
@@ -138,77 +146,14 @@ func ensureDaemon(p *startParams, opts Options, bundle, address string) (started
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 	if err := cmd.Start(); err != nil {
 		_ = removeSocket(address)
-		return false, fmt.Errorf("start daemon: %w", err)
+		return fmt.Errorf("start daemon: %w", err)
 	}
 	if err := placeDaemon(cmd.Process.Pid, opts); err != nil {
 		_ = cmd.Process.Kill()
 		_ = removeSocket(address)
-		return false, err
-	}
-	return true, cmd.Process.Release()
-}
-
-// handOver gives the work and the listening socket to d, a daemon the
-// constructor prespawned or a spare, and places it. A prespawned daemon is
-// placed while it waits, so nothing it does is charged to containerd's
-// cgroup; a spare only once it took the work: until then it may be another
-// start's. An error means d did not take the work; a prespawned one is
-// killed, a spare left alone (it is another start's, or gone).
-func handOver(d prespawn.Daemon, opts Options, w prespawn.Work, lf *os.File) error {
-	if !d.Spare {
-		if err := placeDaemon(d.Pid, opts); err != nil {
-			d.Conn.Close() // it sees EOF and exits
-			return err
-		}
-	}
-	err := prespawn.Handoff(d.Conn, w, lf)
-	if err != nil {
-		if !d.Spare {
-			_ = unix.Kill(d.Pid, unix.SIGKILL)
-		}
 		return err
 	}
-	if d.Spare {
-		if err := placeDaemon(d.Pid, opts); err != nil {
-			// It serves the socket already; a daemon that cannot be placed
-			// must not serve the container.
-			_ = unix.Kill(d.Pid, unix.SIGKILL)
-			return err
-		}
-	}
-	return nil
-}
-
-// daemonEnv is what a daemon serving p gets besides start's environment.
-func daemonEnv(p *startParams) []string {
-	return []string{
-		"TTRPC_ADDRESS=" + p.ttrpcAddress,
-		"GRPC_ADDRESS=" + p.grpcAddress,
-		"NAMESPACE=" + p.namespace,
-		ContainerdEnv + "=" + containerdIdentity(),
-	}
-}
-
-// startSpare starts a daemon that waits on the socket path, as the spare,
-// for the next start of this containerd and namespace (the daemon's -spare
-// mode). It runs detached from start, in "/", with stdio on /dev/null;
-// should a spare already wait there, the new one exits at once. Best effort:
-// without a spare the next start prespawns its daemon.
-func startSpare(path string, env []string) {
-	if path == "" {
-		return
-	}
-	daemon, err := DaemonPath()
-	if err != nil {
-		return
-	}
-	cmd := exec.Command(daemon, "-spare", path)
-	cmd.Dir = "/"
-	cmd.Env = append(append(os.Environ(), env...), "GOMAXPROCS=1")
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
-	if cmd.Start() == nil {
-		_ = cmd.Process.Release()
-	}
+	return cmd.Process.Release()
 }
 
 // placeDaemon moves the new daemon into the shim cgroup the options name and

@@ -15,9 +15,6 @@ import (
 type Work struct {
 	Args []string `json:"args"`
 	Env  []string `json:"env"`
-	// Dir is the bundle: the daemon's working directory, as it would have
-	// been (a spare was started elsewhere).
-	Dir string `json:"dir,omitempty"`
 }
 
 // maxWork bounds the message (addresses and ids only).

@@ -15,21 +15,6 @@
 // and exits. Nothing happens unless the last argument is "start" and the
 // daemon binary exists; any failure leaves start to run the daemon itself.
 //
-// A spare daemon goes first: a daemon start left running for the next
-// container of the same containerd and namespace (the start action starts
-// one after it has handed over its own work; the daemon's -spare mode,
-// shim/spare.go). It is already past its runtime's start-up and has sealed
-// the stage binary and built its codecs, so it takes the work at once. It
-// listens on a unix socket beside containerd's own socket (so it is exactly
-// as reachable as containerd is), named after containerd's address, the
-// namespace and the daemon binary (box_spare_path: a new binary never gets
-// an old spare); the constructor connects, checks the peer is root running
-// the daemon binary beside this one, and hands the connection to start as it
-// would a prespawned daemon's (box_prespawn_spare tells them apart). Only
-// when there is none, or BOX_SPARE=0 is set, is a daemon prespawned. (Not an
-// abstract socket: those ignore mount namespaces, and a root process of a
-// container in the host's network namespace could hand a spare its work.)
-//
 // A container of a group other than its own (a pod's container: CRI's
 // sandbox-id annotation names the pod's sandbox; or runc's group
 // annotation) nearly always joins its group's running daemon, so none is
@@ -42,10 +27,8 @@
 #include <limits.h>
 #include <stdlib.h>
 #include <string.h>
-#include <stdio.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
-#include <sys/un.h>
 #include <unistd.h>
 
 #include "box_flags.h"
@@ -53,14 +36,9 @@
 #define DAEMON "containerd-shim-box-v1-daemon"
 #define MAX_ENV 4096
 
-// Read by prespawn.go: the daemon's pid and start's end of the socket pair
-// (or of the connection to a spare, box_prespawn_spare), and the socket path
-// a spare of this containerd, namespace and daemon binary listens on (""
-// when spares are off or no path could be made).
+// Read by prespawn.go: the daemon's pid and start's end of the socket pair.
 int box_prespawn_pid = 0;
 int box_prespawn_fd = -1;
-int box_prespawn_spare = 0;
-char box_spare_path[sizeof(((struct sockaddr_un *)0)->sun_path)] = "";
 
 static void child(const char *path, int fd, char **envp)
 {
@@ -188,78 +166,6 @@ static int joins_group(int argc, char **argv)
 	return joins;
 }
 
-// box_spare_path_for writes to out the path of the spare's socket for
-// containerd's address, the namespace and the daemon binary's identity
-// (device, inode, size and modification time): beside containerd's socket,
-// "box-spare-" and an FNV-1a 64 hash of the three.
-int box_spare_path_for(const char *address, const char *ns, const struct stat *daemon, char *out, size_t len)
-{
-	char ident[128];
-	unsigned long long h = 1469598103934665603ULL;
-	const char *parts[3] = {address, ns, ident};
-	const char *slash = strrchr(address, '/');
-
-	if (slash == NULL || address[0] != '/')
-		return -1;
-	snprintf(ident, sizeof(ident), "%llu:%llu:%lld:%lld.%ld", (unsigned long long)daemon->st_dev,
-		 (unsigned long long)daemon->st_ino, (long long)daemon->st_size, (long long)daemon->st_mtim.tv_sec,
-		 daemon->st_mtim.tv_nsec);
-	for (int i = 0; i < 3; i++) {
-		// The terminating NUL separates the parts.
-		for (const unsigned char *c = (const unsigned char *)parts[i];; c++) {
-			h = (h ^ *c) * 1099511628211ULL;
-			if (*c == '\0')
-				break;
-		}
-	}
-	int n = snprintf(out, len, "%.*s/box-spare-%016llx.sock", (int)(slash - address), address, h);
-	return n > 0 && (size_t)n < len ? 0 : -1;
-}
-
-static int spares_off(char **envp)
-{
-	for (; envp && *envp; envp++)
-		if (strcmp(*envp, "BOX_SPARE=0") == 0)
-			return 1;
-	return 0;
-}
-
-// take_spare connects to the spare at box_spare_path and keeps the
-// connection when its peer is root running the daemon binary at path.
-static int take_spare(const char *path)
-{
-	struct sockaddr_un addr = {.sun_family = AF_UNIX};
-	struct ucred cred;
-	socklen_t clen = sizeof(cred);
-	char proc[64], exe[PATH_MAX];
-	ssize_t elen;
-	int fd;
-
-	if (box_spare_path[0] == '\0')
-		return 0;
-	memcpy(addr.sun_path, box_spare_path, sizeof(box_spare_path));
-	fd = socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0);
-	if (fd < 0)
-		return 0;
-	if (connect(fd, (struct sockaddr *)&addr, sizeof(addr)) < 0 ||
-	    getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &clen) < 0 || cred.uid != 0 || cred.pid <= 0)
-		goto no;
-	snprintf(proc, sizeof(proc), "/proc/%d/exe", (int)cred.pid);
-	elen = readlink(proc, exe, sizeof(exe) - 1);
-	if (elen <= 0)
-		goto no;
-	exe[elen] = '\0';
-	if (strcmp(exe, path) != 0)
-		goto no;
-	box_prespawn_pid = cred.pid;
-	box_prespawn_fd = fd;
-	box_prespawn_spare = 1;
-	return 1;
-no:
-	close(fd);
-	return 0;
-}
-
 __attribute__((constructor)) static void box_prespawn(int argc, char **argv, char **envp)
 {
 	char path[PATH_MAX];
@@ -291,16 +197,6 @@ __attribute__((constructor)) static void box_prespawn(int argc, char **argv, cha
 	strcpy(slash + 1, DAEMON);
 	if (access(path, X_OK) != 0)
 		return;
-	if (!spares_off(envp)) {
-		const char *address = box_flag_value(argc, argv, "address");
-		const char *ns = box_flag_value(argc, argv, "namespace");
-		struct stat st;
-		if (address && ns && stat(path, &st) == 0 &&
-		    box_spare_path_for(address, ns, &st, box_spare_path, sizeof(box_spare_path)) != 0)
-			box_spare_path[0] = '\0';
-		if (take_spare(path))
-			return;
-	}
 	if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv) < 0)
 		return;
 	pid = fork();
