@@ -126,16 +126,6 @@ func Create(ctx context.Context, cfg CreateConfig) (_ *Container, retErr error) 
 		}
 	}()
 
-	// Refuse a bad seccomp profile before anything runs. The stages load
-	// this program; they never compile.
-	filter, err := process.CompileSeccomp(p.Spec.Linux.Seccomp)
-	if err != nil {
-		return nil, err
-	}
-	notify := notifyTargetOf(p.Spec.Linux.Seccomp, filter)
-	// From here on the container holds the compiled program, not the
-	// profile (tens of KiB of strings per container in a grouped daemon).
-	p = planWithoutSeccomp(p)
 	exe, err := SealedExe()
 	if err != nil {
 		return nil, err
@@ -157,7 +147,7 @@ func Create(ctx context.Context, cfg CreateConfig) (_ *Container, retErr error) 
 	extra, idmapFDs := stageFiles(trees)
 	defer closeFiles(extra...)
 
-	c := &Container{ID: cfg.ID, Plan: p, Cgroup: cg, sync: parent, pidfd: -1, bundle: cfg.Bundle, monitor: cfg.Monitor, filter: filter, notify: notify}
+	c := &Container{ID: cfg.ID, Cgroup: cg, sync: parent, pidfd: -1, bundle: cfg.Bundle, monitor: cfg.Monitor}
 	err = c.spawn(cfg, exe, child, extra)
 	child.Close()
 	if err != nil {
@@ -171,6 +161,20 @@ func Create(ctx context.Context, cfg CreateConfig) (_ *Container, retErr error) 
 			_ = cg.Kill(unix.SIGKILL)
 		}
 	}()
+
+	// The stage's Go runtime starts meanwhile (~3 ms) and then waits for
+	// its config: compile the seccomp profile now. A bad profile fails
+	// Create before the stage is told anything (the stages load this
+	// program; they never compile).
+	filter, err := process.CompileSeccomp(p.Spec.Linux.Seccomp)
+	if err != nil {
+		return nil, err
+	}
+	c.filter, c.notify = filter, notifyTargetOf(p.Spec.Linux.Seccomp, filter)
+	// From here on the container holds the compiled program, not the
+	// profile (tens of KiB of strings per container in a grouped daemon).
+	p = planWithoutSeccomp(p)
+	c.Plan = p
 
 	if !bornInCgroup(cg) && !c.selfJoined {
 		// cgroup v1: place the child before it is told to do anything.
