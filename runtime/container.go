@@ -404,22 +404,23 @@ func (c *Container) Destroy() error {
 	if c.sync != nil {
 		c.sync.close()
 	}
-	var errs []error
+	// Usually nothing is left and Delete succeeds at once (on v1 an rmdir
+	// per hierarchy); it refuses while processes remain, which are killed
+	// and waited for (up to 0.5 s) before it is tried again.
+	var err error
 	for i := 0; i < 50; i++ {
-		pids, err := c.Cgroup.Pids()
-		if err != nil || len(pids) == 0 {
+		if err = c.Cgroup.Delete(); err == nil || !errdefs.IsFailedPrecondition(err) {
 			break
 		}
-		if err := c.Cgroup.Kill(unix.SIGKILL); err != nil {
-			errs = append(errs, err)
-			break
+		if kerr := c.Cgroup.Kill(unix.SIGKILL); kerr != nil {
+			return errors.Join(kerr, fmt.Errorf("remove cgroup %s: %w", c.Cgroup.Path(), err))
 		}
 		time.Sleep(10 * time.Millisecond)
 	}
-	if err := c.Cgroup.Delete(); err != nil {
-		errs = append(errs, fmt.Errorf("remove cgroup %s: %w", c.Cgroup.Path(), err))
+	if err != nil {
+		return fmt.Errorf("remove cgroup %s: %w", c.Cgroup.Path(), err)
 	}
-	return errors.Join(errs...)
+	return nil
 }
 
 // cgroupResources is the spec's resources with the device rules every
