@@ -104,17 +104,37 @@ func shutdownServer(ctx context.Context, server *ttrpc.Server, l net.Listener) e
 	return err
 }
 
-// daemonGCPercent keeps the daemon's heap close to its live data: its live
-// heap is small (hundreds of KiB), and Go's default of 100 lets the heap
-// double (and at least reach 4 MiB) before collecting. There is no periodic
-// timer: an idle daemon does no work at all.
-const daemonGCPercent = 25
+// The daemon's memory. Its live heap is small (~1.2 MiB after the API
+// packages' init), and its first GC cycle costs ~1 MiB of memory it keeps
+// (measured: an idle daemon after its container's create has 2.5 MiB
+// Pss_Anon if no cycle ran, 3.5 MiB at GOGC 25, which collects from the
+// start). A daemon serving one container therefore keeps Go's GOGC of 100,
+// whose first cycle comes at a 4 MiB heap, and so usually never collects;
+// a soft memory limit sized by the containers it serves bounds it when it
+// gets busy (4.7 MiB after 300 Stats calls and 40 execs, against 5.0 at
+// GOGC 25 and 7.1 at GOGC 100 without a limit). A daemon serving a group
+// collects at GOGC 25 from its second container on, which keeps its heap
+// near its live data: 21 containers cost the same 17.9 MiB PSS as at GOGC
+// 25 throughout. There is no periodic timer: an idle daemon does no work at
+// all. GOGC and GOMEMLIMIT in the environment win.
+const (
+	memoryBase         = 8 << 20
+	memoryPerContainer = 1 << 20
+	groupGCPercent     = 25
+)
 
-// tuneGC applies daemonGCPercent unless GOGC says otherwise.
-func tuneGC() {
-	if os.Getenv("GOGC") == "" {
-		debug.SetGCPercent(daemonGCPercent)
+// tuneGC sets the memory limit of a daemon that serves no container yet.
+func tuneGC() { sizeMemory(0) }
+
+// sizeMemory sets the GC policy for a daemon serving n containers.
+func sizeMemory(n int) {
+	if n >= 2 && os.Getenv("GOGC") == "" {
+		debug.SetGCPercent(groupGCPercent)
 	}
+	if os.Getenv("GOMEMLIMIT") != "" {
+		return
+	}
+	debug.SetMemoryLimit(memoryBase + int64(n)*memoryPerContainer)
 }
 
 // listener is the socket start handed over as fd 3, or path when given.

@@ -92,11 +92,13 @@ func (s *service) create(ctx context.Context, r *taskAPI.CreateTaskRequest) (_ *
 	}
 	// Reserve the id while creating; nil entries are skipped by readers.
 	s.containers[r.ID] = nil
+	sizeMemory(len(s.containers))
 	s.mu.Unlock()
 	defer func() {
 		if retErr != nil {
 			s.mu.Lock()
 			delete(s.containers, r.ID)
+			sizeMemory(len(s.containers))
 			s.mu.Unlock()
 		}
 	}()
@@ -411,6 +413,7 @@ func (s *service) delete(ctx context.Context, c *container) (runtime.Exit, error
 	}
 	s.mu.Lock()
 	delete(s.containers, c.id)
+	sizeMemory(len(s.containers))
 	s.mu.Unlock()
 	s.events.send(c.namespace, cruntime.TaskDeleteEventTopic, &eventstypes.TaskDelete{
 		ContainerID: c.id, ID: c.id, Pid: c.pid(),
