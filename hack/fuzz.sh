@@ -75,5 +75,19 @@ while read -r pkg dir imports; do
 		fi
 	fi
 done < <(go list -f '{{.ImportPath}} {{.Dir}} {{join .TestImports " "}} {{join .XTestImports " "}}' "$@")
+# A worker stopped mid-input can leave its container running, which the corpus run's sweep skips
+# (it removes only empty cgroups): kill what runs in FuzzTaskSequence's cgroup parents
+# (box-test-fuzztask-<pid>-*) whose test process is gone, and remove them.
+# shellcheck source=hack/lib.sh
+. "$(dirname "$0")/lib.sh"
+for d in /sys/fs/cgroup/*/box-test-fuzztask-*; do
+	[ -d "$d" ] || continue
+	name=$(basename "$d")
+	owner=${name#box-test-fuzztask-}
+	owner=${owner%%-*}
+	kill -0 "$owner" 2>/dev/null && continue
+	kill_cgroup "$name"
+	rmdir_cgroup "$name" || echo "fuzz: could not remove cgroup $name"
+done
 echo "fuzz: $count targets, $total executions in $((SECONDS - start))s ($fuzztime each)"
 exit $rc

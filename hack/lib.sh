@@ -1,4 +1,4 @@
-# Shared by demo.sh and cleanup.sh: teardown of a private containerd's leftovers. Source it.
+# Shared by demo.sh, cleanup.sh and fuzz.sh: teardown of a private containerd's leftovers. Source it.
 
 # pids_mentioning DIR: live processes whose command line, environment or cwd mentions DIR.
 pids_mentioning() {
