@@ -276,8 +276,9 @@ func (c *Container) spawn(cfg CreateConfig, exe string, child *os.File, extra []
 		return c.spawnHeld(cfg, exe, files, cgfd)
 	}
 	var env []string
+	// v1: the stage joins its cgroup itself, unless it gets a new user
+	// namespace (its constructor would run inside it).
 	if !v2 && cfg.Plan.CloneFlags&unix.CLONE_NEWUSER == 0 {
-		// The constructor would run in the new user namespace.
 		var tasks []*os.File
 		var err error
 		files, env, tasks, err = selfJoin(c.Cgroup, files)

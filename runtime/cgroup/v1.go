@@ -171,14 +171,18 @@ var _ SelfJoiner = (*v1Cgroup)(nil)
 func (c *v1Cgroup) TaskFiles() ([]*os.File, error) {
 	var fs []*os.File
 	for _, d := range c.dirs {
-		f, err := os.OpenFile(filepath.Join(d, "tasks"), os.O_WRONLY|syscall.O_CLOEXEC, 0)
+		// Opened plainly: only the stage writes to them, so the daemon's
+		// netpoller need not know them.
+		name := filepath.Join(d, "tasks")
+		fd, err := syscall.Open(name, syscall.O_WRONLY|syscall.O_CLOEXEC, 0)
 		if err != nil {
 			for _, f := range fs {
 				f.Close()
 			}
+			err = &os.PathError{Op: "open", Path: name, Err: err}
 			return nil, fmt.Errorf("open tasks of cgroup %s: %w", c.path, c.classifyErr(err))
 		}
-		fs = append(fs, f)
+		fs = append(fs, os.NewFile(uintptr(fd), name))
 	}
 	return fs, nil
 }
