@@ -14,6 +14,7 @@
 #include <unistd.h>
 
 #include "box_flags.h"
+#include "box_io.h"
 
 #define MAGIC "box-deleted-v1"
 #define RECORD "box-deleted"
@@ -79,14 +80,7 @@ static void answer(int dir, const char *id)
 	fd = openat(dir, RECORD, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
 	if (fd < 0)
 		return;
-	while (got < sizeof(buf)) {
-		n = read(fd, buf + got, sizeof(buf) - got);
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n <= 0)
-			break;
-		got += (size_t)n;
-	}
+	got = box_read_full(fd, buf, sizeof(buf));
 	close(fd);
 	if (got == sizeof(buf)) // longer than any record
 		return;

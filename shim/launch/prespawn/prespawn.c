@@ -32,6 +32,7 @@
 #include <unistd.h>
 
 #include "box_flags.h"
+#include "box_io.h"
 
 #define DAEMON "containerd-shim-box-v1-daemon"
 #define MAX_ENV 4096
@@ -133,7 +134,6 @@ static int joins_group(int argc, char **argv)
 	const char *id = box_flag_value(argc, argv, "id");
 	struct stat st;
 	char *buf;
-	ssize_t n;
 	size_t got = 0;
 	int fd, joins = 0;
 
@@ -152,14 +152,7 @@ static int joins_group(int argc, char **argv)
 		close(fd);
 		return 0;
 	}
-	while (got < (size_t)st.st_size) {
-		n = read(fd, buf + got, (size_t)st.st_size - got);
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n <= 0)
-			break;
-		got += (size_t)n;
-	}
+	got = box_read_full(fd, buf, (size_t)st.st_size);
 	close(fd);
 	joins = box_joins_group(buf, got, id);
 	free(buf);
